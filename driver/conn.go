@@ -1,0 +1,428 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"runtime"
+	"strings"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// Every conn claims these; when the driver lacks one, the method does what
+// database/sql does without it.
+var (
+	_ driver.Conn               = (*conn)(nil)
+	_ driver.Pinger             = (*conn)(nil)
+	_ driver.ConnPrepareContext = (*conn)(nil)
+	_ driver.ConnBeginTx        = (*conn)(nil)
+	_ driver.NamedValueChecker  = (*conn)(nil)
+	_ driver.Validator          = (*conn)(nil)
+)
+
+// Claimed only when the driver has them (see newConn).
+var (
+	_ driver.ExecerContext   = execer{}
+	_ driver.QueryerContext  = queryer{}
+	_ driver.SessionResetter = resetter{}
+)
+
+// conn wraps a driver conn. database/sql serializes the calls on one conn
+// (it holds the conn's lock), so its fields need no lock of their own.
+//
+// Which interfaces a conn claims: ExecerContext and QueryerContext only
+// when the driver has the context or the legacy form (claiming them
+// otherwise would make database/sql convert arguments without the
+// statement's ColumnConverter); SessionResetter only when the driver has
+// it (its presence, with Validator, decides whether database/sql keeps a
+// conn after a rollback on context cancellation); Validator always, since
+// IsValid is the only sign that a conn went back to the pool — for a
+// driver with SessionResetter but no Validator, IsValid reproduces the
+// discard database/sql would have done (see tx.Rollback).
+type conn struct {
+	inner driver.Conn
+	p     *pool
+
+	ec  driver.ExecerContext  // nil: the driver has no Execer
+	qc  driver.QueryerContext // nil: the driver has no Queryer
+	pc  driver.ConnPrepareContext
+	bc  driver.ConnBeginTx
+	nvc driver.NamedValueChecker
+	val driver.Validator
+
+	// resetterOnly is true when the driver has SessionResetter but not
+	// Validator.
+	resetterOnly bool
+
+	res     *leak.Resource // the current checkout; nil while idle in the pool
+	tx      *tx            // the open transaction on this conn
+	discard bool           // make the next IsValid report false
+}
+
+// sqlwatchConn is implemented by every conn type of this package.
+type sqlwatchConn interface{ sqlwatchConn() }
+
+func (c *conn) sqlwatchConn() {}
+
+// Raw returns the driver's own conn. See [Unwrap].
+func (c *conn) Raw() driver.Conn { return c.inner }
+
+// The optional methods, mixed into the conn types below.
+type (
+	execer   struct{ *conn }
+	queryer  struct{ *conn }
+	resetter struct{ *conn }
+)
+
+func (c execer) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.execContext(ctx, query, args)
+}
+
+func (c queryer) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.queryContext(ctx, query, args)
+}
+
+func (c resetter) ResetSession(ctx context.Context) error { return c.resetSession(ctx) }
+
+// The eight combinations of ExecerContext (E), QueryerContext (Q) and
+// SessionResetter (R).
+type (
+	connE struct {
+		*conn
+		execer
+	}
+	connQ struct {
+		*conn
+		queryer
+	}
+	connEQ struct {
+		*conn
+		execer
+		queryer
+	}
+	connR struct {
+		*conn
+		resetter
+	}
+	connER struct {
+		*conn
+		execer
+		resetter
+	}
+	connQR struct {
+		*conn
+		queryer
+		resetter
+	}
+	connEQR struct {
+		*conn
+		execer
+		queryer
+		resetter
+	}
+)
+
+func newConn(ci driver.Conn, p *pool) driver.Conn {
+	c := &conn{inner: ci, p: p}
+	if ec, ok := ci.(driver.ExecerContext); ok {
+		c.ec = ec
+	} else if e, ok := ci.(driver.Execer); ok {
+		c.ec = legacyExecer{e}
+	}
+	if qc, ok := ci.(driver.QueryerContext); ok {
+		c.qc = qc
+	} else if q, ok := ci.(driver.Queryer); ok {
+		c.qc = legacyQueryer{q}
+	}
+	if pc, ok := ci.(driver.ConnPrepareContext); ok {
+		c.pc = pc
+	} else {
+		c.pc = legacyPreparer{ci}
+	}
+	if bc, ok := ci.(driver.ConnBeginTx); ok {
+		c.bc = bc
+	} else {
+		c.bc = legacyBeginner{ci}
+	}
+	c.nvc, _ = ci.(driver.NamedValueChecker)
+	c.val, _ = ci.(driver.Validator)
+	_, hasR := ci.(driver.SessionResetter)
+	c.resetterOnly = hasR && c.val == nil
+
+	e, q := c.ec != nil, c.qc != nil
+	switch {
+	case e && q && hasR:
+		return &connEQR{c, execer{c}, queryer{c}, resetter{c}}
+	case e && q:
+		return &connEQ{c, execer{c}, queryer{c}}
+	case e && hasR:
+		return &connER{c, execer{c}, resetter{c}}
+	case q && hasR:
+		return &connQR{c, queryer{c}, resetter{c}}
+	case e:
+		return &connE{c, execer{c}}
+	case q:
+		return &connQ{c, queryer{c}}
+	case hasR:
+		return &connR{c, resetter{c}}
+	}
+	return c
+}
+
+// checkout marks the conn as checked out by the calling goroutine, unless
+// it is already. database/sql gives no sign when it hands a brand-new
+// conn to a caller or a waiter, so the first use counts.
+func (c *conn) checkout() {
+	if c.res == nil {
+		c.res = c.p.tracker.Open(leak.KindConn, 2)
+	}
+}
+
+// endCheckout marks the conn as back in the pool (or closed).
+func (c *conn) endCheckout() {
+	if c.res != nil {
+		c.p.tracker.Close(c.res)
+		c.res = nil
+	}
+}
+
+// note records a statement on the checkout and the open tx.
+func (c *conn) note(query string) {
+	c.res.Note(query)
+	if c.tx != nil {
+		c.tx.res.Note(query)
+	}
+}
+
+// resetSession is called by database/sql when it takes a used conn out of
+// the pool: a checkout starts.
+func (c *conn) resetSession(ctx context.Context) error {
+	c.endCheckout()
+	c.res = c.p.tracker.Open(leak.KindConn, 3)
+	return c.inner.(driver.SessionResetter).ResetSession(ctx)
+}
+
+// IsValid is called by database/sql when the conn goes back to the pool:
+// the checkout ends.
+func (c *conn) IsValid() bool {
+	c.endCheckout()
+	if c.discard {
+		c.discard = false
+		return false
+	}
+	if c.val != nil {
+		return c.val.IsValid()
+	}
+	return true
+}
+
+func (c *conn) Close() error {
+	c.endCheckout()
+	if c.tx != nil {
+		c.p.tracker.Close(c.tx.res)
+		c.tx = nil
+	}
+	return c.inner.Close()
+}
+
+func (c *conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.checkout()
+	var (
+		si  driver.Stmt
+		err error
+	)
+	if ic := c.p.ic; ic != nil {
+		ctx, si, err = ic.ConnPrepareContext(ctx, c.pc, query)
+	} else {
+		si, err = c.pc.PrepareContext(ctx, query)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newStmt(si, c, query, ctx), nil
+}
+
+func (c *conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	c.checkout()
+	var (
+		ti  driver.Tx
+		err error
+	)
+	begin := ctx
+	if ic := c.p.ic; ic != nil {
+		ctx, ti, err = ic.ConnBeginTx(ctx, c.bc, opts)
+	} else {
+		ti, err = c.bc.BeginTx(ctx, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.Open(leak.KindTx, 1)}
+	c.tx = t
+	return t, nil
+}
+
+func (c *conn) Ping(ctx context.Context) error {
+	p, ok := c.inner.(driver.Pinger)
+	if !ok {
+		return nil
+	}
+	c.checkout()
+	if ic := c.p.ic; ic != nil {
+		return ic.ConnPing(ctx, p)
+	}
+	return p.Ping(ctx)
+}
+
+func (c *conn) execContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.checkout()
+	c.note(query)
+	if ic := c.p.ic; ic != nil {
+		r, err := ic.ConnExecContext(ctx, c.ec, query, args)
+		return wrapResult(r, ic), err
+	}
+	return c.ec.ExecContext(ctx, query, args)
+}
+
+func (c *conn) queryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	c.checkout()
+	c.note(query)
+	var (
+		ri  driver.Rows
+		err error
+	)
+	if ic := c.p.ic; ic != nil {
+		ctx, ri, err = ic.ConnQueryContext(ctx, c.qc, query, args)
+	} else {
+		ri, err = c.qc.QueryContext(ctx, query, args)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newRows(ri, c.p, ctx), nil
+}
+
+// CheckNamedValue defers to the driver's checker; without one it returns
+// driver.ErrSkip, which makes database/sql use the statement's
+// ColumnConverter or its default conversion, as it would have.
+func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	if c.nvc != nil {
+		return c.nvc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+// Fallbacks that do exactly what database/sql does for a driver without
+// the context-aware interface (database/sql/ctxutil.go).
+
+type legacyExecer struct{ e driver.Execer }
+
+func (l legacyExecer) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	dargs, err := namedValueToValue(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return l.e.Exec(query, dargs)
+}
+
+type legacyQueryer struct{ q driver.Queryer }
+
+func (l legacyQueryer) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	dargs, err := namedValueToValue(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return l.q.Query(query, dargs)
+}
+
+type legacyPreparer struct{ c driver.Conn }
+
+func (l legacyPreparer) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	si, err := l.c.Prepare(query)
+	if err == nil {
+		if cerr := ctx.Err(); cerr != nil {
+			si.Close()
+			return nil, cerr
+		}
+	}
+	return si, err
+}
+
+type legacyBeginner struct{ c driver.Conn }
+
+// Errors with the same text as database/sql's, for a driver without
+// ConnBeginTx.
+var (
+	errIsolation = errors.New("sql: driver does not support non-default isolation level")
+	errReadOnly  = errors.New("sql: driver does not support read-only transactions")
+)
+
+func (l legacyBeginner) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.Isolation != 0 {
+		return nil, errIsolation
+	}
+	if opts.ReadOnly {
+		return nil, errReadOnly
+	}
+	//lint:ignore SA1019 the driver has nothing else
+	ti, err := l.c.Begin()
+	if err == nil {
+		if cerr := ctx.Err(); cerr != nil {
+			ti.Rollback()
+			return nil, cerr
+		}
+	}
+	return ti, err
+}
+
+func namedValueToValue(named []driver.NamedValue) ([]driver.Value, error) {
+	dargs := make([]driver.Value, len(named))
+	for n, param := range named {
+		if len(param.Name) > 0 {
+			return nil, errors.New("sql: driver does not support the use of Named Parameters")
+		}
+		dargs[n] = param.Value
+	}
+	return dargs, nil
+}
+
+func valueToNamedValue(args []driver.Value) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return nv
+}
+
+// calledFromAwaitDone reports whether database/sql's Tx.awaitDone (the
+// rollback on context cancellation) is on the calling goroutine's stack.
+// Slow; called only on a rollback after the context ended.
+func calledFromAwaitDone() bool {
+	var pcs [24]uintptr
+	n := runtime.Callers(2, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "database/sql.(*Tx).awaitDone") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+	"io"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/ngrok/sqlmw"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+var _ driver.Connector = (*connector)(nil)
+
+// pool is the per-pool state shared by the connector and its conns.
+type pool struct {
+	tracker *leak.Tracker
+	ic      sqlmw.Interceptor // nil unless WithInterceptor
+}
+
+// newPool creates a pool's tracker, named by the option or by fallback.
+func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
+	cfg := d.opts.leak
+	cfg.DBName = d.opts.dbName
+	if cfg.DBName == "" {
+		cfg.DBName = fallback
+	}
+	t, err := leak.NewTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pool{tracker: t, ic: d.opts.interceptor}, nil
+}
+
+// connector opens the conns of one pool.
+type connector struct {
+	inner  driver.Connector
+	driver *poolDriver
+	pool   *pool
+}
+
+func (d *wrappedDriver) newConnector(c driver.Connector, fallbackName string) (driver.Connector, error) {
+	p, err := d.newPool(fallbackName)
+	if err != nil {
+		return nil, err
+	}
+	return &connector{inner: c, driver: &poolDriver{wrappedDriver: d, pool: p}, pool: p}, nil
+}
+
+// Connect opens a conn through the inner connector. Connect does not mark
+// a checkout: database/sql also calls it on its opener goroutine for
+// conns that go to the idle pool or to a waiter, so the checkout starts
+// at the conn's first use instead.
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	var (
+		ci  driver.Conn
+		err error
+	)
+	if ic := c.pool.ic; ic != nil {
+		ci, err = ic.ConnectorConnect(ctx, c.inner)
+	} else {
+		ci, err = c.inner.Connect(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newConn(ci, c.pool), nil
+}
+
+// Driver returns the wrapped driver, bound to this pool.
+func (c *connector) Driver() driver.Driver { return c.driver }
+
+// Close is called by DB.Close: it stops the pool's watchdog and closes the
+// inner connector when that is an io.Closer (database/sql would have
+// closed it without the wrapper).
+func (c *connector) Close() error {
+	c.pool.tracker.Stop()
+	if cl, ok := c.inner.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+// nameFromDSN derives a pool name from a DSN without any secret: host,
+// port and database for network DSNs, the file name for SQLite, the
+// driver's registered name when nothing else can be read.
+func nameFromDSN(dsn, fallback string) string {
+	if fallback == "" {
+		fallback = "db"
+	}
+	dsn = strings.TrimSpace(dsn)
+	if dsn == "" {
+		return fallback
+	}
+	// go-sql-driver/mysql form: user:pass@tcp(host:3306)/db?params
+	if at := strings.LastIndex(dsn, "@"); at >= 0 && !strings.Contains(dsn, "://") {
+		rest := dsn[at+1:]
+		rest = strings.SplitN(rest, "?", 2)[0]
+		if i := strings.IndexByte(rest, '('); i >= 0 {
+			if j := strings.IndexByte(rest[i:], ')'); j > 0 {
+				rest = rest[i+1:i+j] + rest[i+j+1:]
+			}
+		}
+		if rest != "" && rest != "/" {
+			return rest
+		}
+		return fallback
+	}
+	// URL form: postgres://user:pass@host:5432/db?x=y, file:/a/b.db?mode=x
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
+		switch {
+		case u.Host != "":
+			return u.Host + cleanPath(u.Path)
+		case u.Opaque != "":
+			return path.Base(strings.SplitN(u.Opaque, "?", 2)[0])
+		case u.Path != "":
+			return path.Base(u.Path)
+		}
+		return fallback
+	}
+	// key=value form: host=localhost port=5432 dbname=test password=x
+	if strings.Contains(dsn, "=") && !strings.Contains(dsn, "@") && !strings.Contains(dsn, "/") || strings.HasPrefix(dsn, "host=") {
+		kv := map[string]string{}
+		for _, f := range strings.Fields(dsn) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				kv[k] = strings.Trim(v, "'")
+			}
+		}
+		name := kv["host"]
+		if p := kv["port"]; p != "" {
+			name += ":" + p
+		}
+		if db := kv["dbname"]; db != "" {
+			name += "/" + db
+		}
+		if name != "" {
+			return name
+		}
+		return fallback
+	}
+	// a file path, possibly with parameters: /tmp/app.db?_pragma=...
+	p := strings.SplitN(dsn, "?", 2)[0]
+	if strings.HasPrefix(dsn, "(") || strings.HasPrefix(dsn, "/") || strings.Contains(p, ".") || !strings.ContainsAny(p, ":@") {
+		if p == "" || p == ":memory:" {
+			return fallback + ":memory:"
+		}
+		return path.Base(p)
+	}
+	return fallback
+}
+
+func cleanPath(p string) string {
+	if p == "" || p == "/" {
+		return ""
+	}
+	return p
+}

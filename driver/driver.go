@@ -1,0 +1,240 @@
+// Package driver wraps a database/sql driver so that every transaction,
+// checked-out connection, result set and prepared statement it hands out
+// is tracked, and those left open past a threshold are reported with the
+// application's own file and line.
+//
+// Register a wrapped driver under a new name and open it as usual:
+//
+//	import (
+//		_ "modernc.org/sqlite"
+//		"github.com/sqlwatch/sqlwatch/driver"
+//	)
+//
+//	if err := driver.RegisterByName("sqlite+watch", "sqlite"); err != nil { ... }
+//	db, err := sql.Open("sqlite+watch", "file:app.db")
+//
+// or wrap a connector for [sql.OpenDB] with [NewConnector]. Each pool
+// (each sql.Open or sql.OpenDB) gets its own [leak.Tracker] and watchdog
+// goroutine, stopped by DB.Close; [TrackerOf] finds it from the *sql.DB.
+//
+// The wrapper is transparent: errors pass through unchanged, the
+// driver.ErrBadConn retry still happens, TxOptions reach the driver (or
+// are rejected exactly as database/sql rejects them), the optional
+// interfaces of the driver keep working, and [Unwrap] reaches the
+// driver's own conn from sql.Conn.Raw.
+//
+// All functions are safe for concurrent use.
+package driver
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// Errors returned by the registration functions, wrapped with detail;
+// test with errors.Is.
+var (
+	ErrEmptyName     = errors.New("sqlwatch: empty driver name")
+	ErrDuplicateName = errors.New("sqlwatch: driver name already registered")
+	ErrNilDriver     = errors.New("sqlwatch: nil driver")
+	ErrUnknownDriver = errors.New("sqlwatch: unknown driver")
+	ErrInvalidOption = errors.New("sqlwatch: invalid option")
+)
+
+// Register wraps d and registers it with database/sql under name, so that
+// sql.Open(name, dsn) opens pools through sqlwatch.
+func Register(name string, d driver.Driver, opts ...Option) error {
+	if name == "" {
+		return ErrEmptyName
+	}
+	if d == nil {
+		return ErrNilDriver
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return err
+	}
+	return register(name, &wrappedDriver{inner: d, name: name, opts: o})
+}
+
+// RegisterByName wraps the driver already registered under inner (such as
+// "mysql", "postgres", "pgx" or "sqlite") and registers the wrapper under
+// name.
+func RegisterByName(name, inner string, opts ...Option) error {
+	if name == "" || inner == "" {
+		return ErrEmptyName
+	}
+	d, err := lookup(inner)
+	if err != nil {
+		return err
+	}
+	return Register(name, d, opts...)
+}
+
+// lookup finds a registered driver. database/sql offers no lookup, so it
+// opens a pool on an empty DSN (which connects to nothing) and asks it.
+func lookup(name string) (driver.Driver, error) {
+	found := false
+	for _, n := range sql.Drivers() {
+		if n == name {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w %q (forgotten import?)", ErrUnknownDriver, name)
+	}
+	db, err := sql.Open(name, "")
+	if err != nil {
+		return nil, fmt.Errorf("sqlwatch: looking up driver %q: %w", name, err)
+	}
+	d := db.Driver()
+	db.Close()
+	if pd, ok := d.(*poolDriver); ok {
+		d = pd.wrappedDriver
+	}
+	return d, nil
+}
+
+func register(name string, d driver.Driver) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = fmt.Errorf("%w: %q", ErrDuplicateName, name)
+		}
+	}()
+	for _, n := range sql.Drivers() {
+		if n == name {
+			return fmt.Errorf("%w: %q", ErrDuplicateName, name)
+		}
+	}
+	sql.Register(name, d)
+	return nil
+}
+
+// NewConnector wraps c for sql.OpenDB. The pool it opens is tracked like
+// one from sql.Open; DB.Close stops the tracking and, when c implements
+// io.Closer, closes c.
+func NewConnector(c driver.Connector, opts ...Option) (driver.Connector, error) {
+	if c == nil {
+		return nil, ErrNilDriver
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	wd := &wrappedDriver{inner: c.Driver(), opts: o}
+	return wd.newConnector(c, connectorName(c))
+}
+
+// TrackerOf returns the tracker of a pool opened through sqlwatch, or nil
+// when db was not. It does not touch the pool.
+func TrackerOf(db *sql.DB) *leak.Tracker {
+	if db == nil {
+		return nil
+	}
+	if pd, ok := db.Driver().(*poolDriver); ok {
+		return pd.pool.tracker
+	}
+	return nil
+}
+
+// Unwrap returns the driver's own connection behind a connection handed
+// out by sqlwatch, for use in sql.Conn.Raw:
+//
+//	err := conn.Raw(func(dc any) error {
+//		pc := driver.Unwrap(dc).(*stdlib.Conn) // pgx's own conn
+//		...
+//	})
+//
+// Any other value is returned unchanged.
+func Unwrap(dc any) any {
+	if c, ok := dc.(interface{ Raw() driver.Conn }); ok {
+		if _, ours := dc.(sqlwatchConn); ours {
+			return c.Raw()
+		}
+	}
+	return dc
+}
+
+// wrappedDriver is the driver registered with database/sql.
+type wrappedDriver struct {
+	inner driver.Driver
+	name  string
+	opts  *options
+
+	directOnce sync.Once
+	direct     *pool
+	directErr  error
+}
+
+var (
+	_ driver.Driver        = (*wrappedDriver)(nil)
+	_ driver.DriverContext = (*wrappedDriver)(nil)
+)
+
+// Open opens a connection outside any pool database/sql manages (sql.Open
+// uses OpenConnector instead). Such connections share one tracker per
+// wrapped driver.
+func (d *wrappedDriver) Open(dsn string) (driver.Conn, error) {
+	d.directOnce.Do(func() { d.direct, d.directErr = d.newPool(d.name + "-direct") })
+	if d.directErr != nil {
+		return nil, d.directErr
+	}
+	c, err := d.inner.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(c, d.direct), nil
+}
+
+// OpenConnector is called once per sql.Open: it creates the pool's
+// tracker.
+func (d *wrappedDriver) OpenConnector(dsn string) (driver.Connector, error) {
+	var c driver.Connector
+	if dc, ok := d.inner.(driver.DriverContext); ok {
+		var err error
+		if c, err = dc.OpenConnector(dsn); err != nil {
+			return nil, err
+		}
+	} else {
+		c = dsnConnector{dsn: dsn, d: d.inner}
+	}
+	return d.newConnector(c, nameFromDSN(dsn, d.name))
+}
+
+// dsnConnector mirrors database/sql's own, for drivers without
+// DriverContext.
+type dsnConnector struct {
+	dsn string
+	d   driver.Driver
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.d }
+
+// poolDriver is what db.Driver() returns for a pool opened through
+// sqlwatch: the wrapped driver plus the pool, so [TrackerOf] can find it.
+type poolDriver struct {
+	*wrappedDriver
+	pool *pool
+}
+
+// connectorName derives a pool name from the connector's driver package.
+func connectorName(c driver.Connector) string {
+	t := fmt.Sprintf("%T", c.Driver())
+	t = strings.TrimLeft(t, "*")
+	if i := strings.IndexByte(t, '.'); i > 0 {
+		t = t[:i]
+	}
+	return t
+}
+
+var _ io.Closer = (*connector)(nil)

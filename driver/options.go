@@ -1,0 +1,175 @@
+package driver
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ngrok/sqlmw"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/stack"
+)
+
+// An Option configures a wrapped driver or connector. Options are applied
+// in order; invalid values make [Register], [RegisterByName] and
+// [NewConnector] return an error wrapping [ErrInvalidOption].
+type Option interface {
+	apply(*options) error
+}
+
+type optionFunc func(*options) error
+
+func (f optionFunc) apply(o *options) error { return f(o) }
+
+type options struct {
+	dbName      string
+	leak        leak.Config
+	libraries   []string
+	interceptor sqlmw.Interceptor
+}
+
+func buildOptions(opts []Option) (*options, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt.apply(o); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.libraries) > 0 {
+		o.leak.Filter = stack.NewFilter(o.libraries...)
+	}
+	return o, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// WithDBName names the pool in reports and metrics. Without it the name is
+// derived from the DSN (host, port and database; never user or password),
+// or from the driver's package for a wrapped connector. Every pool opened
+// through the same registered name then shares the name.
+func WithDBName(name string) Option {
+	return optionFunc(func(o *options) error {
+		if name == "" {
+			return invalid("empty db name")
+		}
+		o.dbName = name
+		return nil
+	})
+}
+
+// WithLogger sets the logger for leak reports. Default: slog.Default() at
+// the time the pool is opened.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) error {
+		if l == nil {
+			return invalid("nil logger")
+		}
+		o.leak.Logger = l
+		return nil
+	})
+}
+
+// WithThreshold sets how long a resource of kind k may stay open before it
+// is reported. A zero d turns reporting off for that kind (it is still
+// tracked). Defaults: one minute for tx, conn and rows; off for stmt,
+// since prepared statements often live as long as the process.
+func WithThreshold(k leak.Kind, d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if k < leak.KindTx || k > leak.KindStmt {
+			return invalid("unknown kind %v", k)
+		}
+		if d < 0 {
+			return invalid("negative %s threshold %v", k, d)
+		}
+		o.leak.Thresholds[k] = d
+		o.leak.ThresholdsSet[k] = true
+		return nil
+	})
+}
+
+// WithInterval sets how often the watchdog scans for leaks. Default one
+// second, or half the smallest threshold when that is shorter.
+func WithInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if d <= 0 {
+			return invalid("interval %v is not positive", d)
+		}
+		o.leak.Interval = d
+		return nil
+	})
+}
+
+// WithReportFunc sets a callback that receives every report the watchdog
+// logs (leaks, and releases of reported leaks) as a value. It runs on the
+// watchdog goroutine; a panic in it is recovered and counted.
+func WithReportFunc(f func(leak.Report)) Option {
+	return optionFunc(func(o *options) error {
+		o.leak.OnReport = f
+		return nil
+	})
+}
+
+// WithReportLimit rate-limits leak reports per pool: burst at once, then
+// perMinute per minute; the excess is counted and mentioned in the next
+// report. Default: a burst of 10, then 60 per minute.
+func WithReportLimit(perMinute, burst int) Option {
+	return optionFunc(func(o *options) error {
+		if perMinute <= 0 || burst <= 0 {
+			return invalid("report limit %d/min, burst %d: both must be positive", perMinute, burst)
+		}
+		o.leak.ReportsPerMinute, o.leak.ReportBurst = perMinute, burst
+		return nil
+	})
+}
+
+// WithQueryLimit sets how many bytes of SQL text a report keeps. Default
+// 200.
+func WithQueryLimit(n int) Option {
+	return optionFunc(func(o *options) error {
+		if n <= 0 {
+			return invalid("query limit %d is not positive", n)
+		}
+		o.leak.QueryLimit = n
+		return nil
+	})
+}
+
+// WithLibraries adds import-path prefixes whose frames are never a
+// report's origin, such as the application's own data-access package
+// ("example.com/shop/internal/db"). The built-in list is
+// [stack.DefaultLibraries].
+func WithLibraries(prefixes ...string) Option {
+	return optionFunc(func(o *options) error {
+		o.libraries = append(o.libraries, prefixes...)
+		return nil
+	})
+}
+
+// WithInterceptor adds an ngrok/sqlmw Interceptor as an extension point:
+// it is called around every driver call sqlwatch makes, as sqlmw would
+// call it. The contexts it returns from ConnBeginTx, ConnPrepareContext,
+// ConnQueryContext and StmtQueryContext are handed back to the matching
+// Tx, Stmt and Rows calls.
+func WithInterceptor(i sqlmw.Interceptor) Option {
+	return optionFunc(func(o *options) error {
+		if i == nil {
+			return invalid("nil interceptor")
+		}
+		o.interceptor = i
+		return nil
+	})
+}
+
+// withClock injects a clock, for tests.
+func withClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) error {
+		o.leak.Now = now
+		return nil
+	})
+}

@@ -1,0 +1,103 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+	"io"
+	"reflect"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// Rows claim every optional interface; when the driver's rows lack one,
+// the method returns what database/sql assumes without it.
+var (
+	_ driver.Rows                           = (*rows)(nil)
+	_ driver.RowsNextResultSet              = (*rows)(nil)
+	_ driver.RowsColumnTypeScanType         = (*rows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*rows)(nil)
+	_ driver.RowsColumnTypeLength           = (*rows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*rows)(nil)
+	_ driver.RowsColumnTypePrecisionScale   = (*rows)(nil)
+)
+
+// rows wraps a result set, tracked from the query to Close.
+type rows struct {
+	inner driver.Rows
+	p     *pool
+	res   *leak.Resource
+	ctx   context.Context // as returned by the interceptor
+}
+
+func newRows(ri driver.Rows, p *pool, ctx context.Context) *rows {
+	return &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.Open(leak.KindRows, 3)}
+}
+
+func (r *rows) Columns() []string { return r.inner.Columns() }
+
+func (r *rows) Close() error {
+	var err error
+	if ic := r.p.ic; ic != nil {
+		err = ic.RowsClose(r.ctx, r.inner)
+	} else {
+		err = r.inner.Close()
+	}
+	r.p.tracker.Close(r.res)
+	return err
+}
+
+func (r *rows) Next(dest []driver.Value) error {
+	if ic := r.p.ic; ic != nil {
+		return ic.RowsNext(r.ctx, r.inner, dest)
+	}
+	return r.inner.Next(dest)
+}
+
+func (r *rows) HasNextResultSet() bool {
+	if n, ok := r.inner.(driver.RowsNextResultSet); ok {
+		return n.HasNextResultSet()
+	}
+	return false
+}
+
+func (r *rows) NextResultSet() error {
+	if n, ok := r.inner.(driver.RowsNextResultSet); ok {
+		return n.NextResultSet()
+	}
+	return io.EOF
+}
+
+func (r *rows) ColumnTypeScanType(i int) reflect.Type {
+	if c, ok := r.inner.(driver.RowsColumnTypeScanType); ok {
+		return c.ColumnTypeScanType(i)
+	}
+	return reflect.TypeFor[any]()
+}
+
+func (r *rows) ColumnTypeDatabaseTypeName(i int) string {
+	if c, ok := r.inner.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return c.ColumnTypeDatabaseTypeName(i)
+	}
+	return ""
+}
+
+func (r *rows) ColumnTypeLength(i int) (int64, bool) {
+	if c, ok := r.inner.(driver.RowsColumnTypeLength); ok {
+		return c.ColumnTypeLength(i)
+	}
+	return 0, false
+}
+
+func (r *rows) ColumnTypeNullable(i int) (nullable, ok bool) {
+	if c, ok := r.inner.(driver.RowsColumnTypeNullable); ok {
+		return c.ColumnTypeNullable(i)
+	}
+	return false, false
+}
+
+func (r *rows) ColumnTypePrecisionScale(i int) (precision, scale int64, ok bool) {
+	if c, ok := r.inner.(driver.RowsColumnTypePrecisionScale); ok {
+		return c.ColumnTypePrecisionScale(i)
+	}
+	return 0, 0, false
+}

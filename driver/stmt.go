@@ -1,0 +1,150 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// Every stmt claims these; when the driver's stmt lacks one, the method
+// does what database/sql does without it.
+var (
+	_ driver.Stmt              = (*stmt)(nil)
+	_ driver.StmtExecContext   = (*stmt)(nil)
+	_ driver.StmtQueryContext  = (*stmt)(nil)
+	_ driver.NamedValueChecker = (*stmt)(nil)
+	_ driver.ColumnConverter   = stmtCC{} // only when the driver's stmt has it
+)
+
+// stmt wraps a prepared statement, tracked from Prepare to Close.
+type stmt struct {
+	inner driver.Stmt
+	c     *conn
+	query string
+	res   *leak.Resource
+	ctx   context.Context // as returned by the interceptor's ConnPrepareContext
+
+	sec driver.StmtExecContext
+	sqc driver.StmtQueryContext
+	// nvc is the stmt's NamedValueChecker or, failing that, the conn's:
+	// database/sql falls back to the conn's when the stmt has none.
+	nvc driver.NamedValueChecker
+}
+
+// stmtCC is a stmt whose driver stmt has a ColumnConverter.
+type stmtCC struct {
+	*stmt
+	cc driver.ColumnConverter
+}
+
+func (s stmtCC) ColumnConverter(idx int) driver.ValueConverter { return s.cc.ColumnConverter(idx) }
+
+func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context) driver.Stmt {
+	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.Open(leak.KindStmt, 2)}
+	if sec, ok := si.(driver.StmtExecContext); ok {
+		s.sec = sec
+	} else {
+		s.sec = legacyStmt{si}
+	}
+	if sqc, ok := si.(driver.StmtQueryContext); ok {
+		s.sqc = sqc
+	} else {
+		s.sqc = legacyStmt{si}
+	}
+	if nvc, ok := si.(driver.NamedValueChecker); ok {
+		s.nvc = nvc
+	} else {
+		s.nvc = c.nvc
+	}
+	if cc, ok := si.(driver.ColumnConverter); ok {
+		return stmtCC{s, cc}
+	}
+	return s
+}
+
+func (s *stmt) Close() error {
+	var err error
+	if ic := s.c.p.ic; ic != nil {
+		err = ic.StmtClose(s.ctx, s.inner)
+	} else {
+		err = s.inner.Close()
+	}
+	s.c.p.tracker.Close(s.res)
+	return err
+}
+
+func (s *stmt) NumInput() int { return s.inner.NumInput() }
+
+func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), valueToNamedValue(args))
+}
+
+func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), valueToNamedValue(args))
+}
+
+func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.c.checkout()
+	s.c.note(s.query)
+	if ic := s.c.p.ic; ic != nil {
+		r, err := ic.StmtExecContext(ctx, s.sec, s.query, args)
+		return wrapResult(r, ic), err
+	}
+	return s.sec.ExecContext(ctx, args)
+}
+
+func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.c.checkout()
+	s.c.note(s.query)
+	var (
+		ri  driver.Rows
+		err error
+	)
+	if ic := s.c.p.ic; ic != nil {
+		ctx, ri, err = ic.StmtQueryContext(ctx, s.sqc, s.query, args)
+	} else {
+		ri, err = s.sqc.QueryContext(ctx, args)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newRows(ri, s.c.p, ctx), nil
+}
+
+// CheckNamedValue defers to the stmt's checker, else the conn's, else
+// returns driver.ErrSkip — the order database/sql itself follows.
+func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if s.nvc != nil {
+		return s.nvc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+// legacyStmt does what database/sql does for a stmt without the context
+// methods.
+type legacyStmt struct{ si driver.Stmt }
+
+func (l legacyStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	dargs, err := namedValueToValue(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	//lint:ignore SA1019 the driver has nothing else
+	return l.si.Exec(dargs)
+}
+
+func (l legacyStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	dargs, err := namedValueToValue(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	//lint:ignore SA1019 the driver has nothing else
+	return l.si.Query(dargs)
+}

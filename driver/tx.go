@@ -1,0 +1,58 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+var _ driver.Tx = (*tx)(nil)
+
+// tx wraps a driver transaction. Its tracking starts at BeginTx and ends
+// at Commit or Rollback, whatever they return; Rollback may run on
+// database/sql's watcher goroutine when the context ends.
+type tx struct {
+	inner driver.Tx
+	c     *conn
+	res   *leak.Resource
+	ctx   context.Context // as returned by the interceptor, for its Tx calls
+	begin context.Context // the context BeginTx was given
+}
+
+func (t *tx) Commit() error {
+	var err error
+	if ic := t.c.p.ic; ic != nil {
+		err = ic.TxCommit(t.ctx, t.inner)
+	} else {
+		err = t.inner.Commit()
+	}
+	t.end()
+	return err
+}
+
+func (t *tx) Rollback() error {
+	var err error
+	if ic := t.c.p.ic; ic != nil {
+		err = ic.TxRollback(t.ctx, t.inner)
+	} else {
+		err = t.inner.Rollback()
+	}
+	// database/sql discards the conn after a rollback caused by the end
+	// of the context unless the driver has both SessionResetter and
+	// Validator. sqlwatch always claims Validator, so for a driver with
+	// SessionResetter only it makes the next IsValid fail instead: the
+	// conn is discarded just as it would have been.
+	if t.c.resetterOnly && t.begin.Err() != nil && calledFromAwaitDone() {
+		t.c.discard = true
+	}
+	t.end()
+	return err
+}
+
+func (t *tx) end() {
+	t.c.p.tracker.Close(t.res)
+	if t.c.tx == t {
+		t.c.tx = nil
+	}
+}

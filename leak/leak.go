@@ -1,0 +1,128 @@
+// Package leak tracks the resources a database/sql pool hands out —
+// transactions, checked-out connections, open rows and prepared statements —
+// and reports those that stay open past a threshold.
+//
+// A [Tracker] belongs to one pool. The wrapping driver (package
+// github.com/sqlwatch/sqlwatch/driver) calls [Tracker.Open] when a resource
+// is opened and [Tracker.Close] when it ends; the hot path captures the
+// caller's stack as program counters only. A watchdog goroutine, one per
+// Tracker, scans the open resources on an interval, and for each one older
+// than its kind's threshold logs exactly one warning through log/slog
+// (symbolizing the stack only then) and hands the same [Report] to the
+// configured callback. When a reported resource is finally closed, one info
+// line says how long it was held.
+//
+// All methods of Tracker and Resource are safe for concurrent use.
+package leak
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/stack"
+)
+
+// Kind is the kind of a tracked resource.
+type Kind uint8
+
+// The kinds of tracked resources.
+const (
+	KindTx   Kind = iota + 1 // a transaction (*sql.Tx), from BeginTx to Commit or Rollback
+	KindConn                 // a connection checked out of the pool, until it is returned or closed
+	KindRows                 // a result set, from the query until Rows.Close
+	KindStmt                 // a prepared statement, from Prepare until Stmt.Close
+)
+
+// numKinds sizes arrays indexed by Kind.
+const numKinds = int(KindStmt) + 1
+
+// Kinds lists every Kind, in order.
+var Kinds = [...]Kind{KindTx, KindConn, KindRows, KindStmt}
+
+// String returns "tx", "conn", "rows" or "stmt".
+func (k Kind) String() string {
+	switch k {
+	case KindTx:
+		return "tx"
+	case KindConn:
+		return "conn"
+	case KindRows:
+		return "rows"
+	case KindStmt:
+		return "stmt"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// noun is the word a report's first line uses for the kind.
+func (k Kind) noun() string {
+	switch k {
+	case KindTx:
+		return "transaction"
+	case KindConn:
+		return "connection"
+	case KindRows:
+		return "rows"
+	case KindStmt:
+		return "prepared statement"
+	}
+	return k.String()
+}
+
+// verb says what the application did at the origin.
+func (k Kind) verb() string {
+	switch k {
+	case KindTx:
+		return "begun at"
+	case KindConn:
+		return "checked out at"
+	case KindRows:
+		return "queried at"
+	case KindStmt:
+		return "prepared at"
+	}
+	return "opened at"
+}
+
+// Report describes a resource open past its threshold, or, when Released
+// is true, the end of a resource that was reported earlier.
+type Report struct {
+	// Released is false for a leak report and true for the follow-up
+	// sent when the reported resource is finally closed.
+	Released bool
+	Kind     Kind
+	// DBName names the pool; it never holds a password.
+	DBName string
+	// Age is how long the resource had been open when reported.
+	Age time.Duration
+	// Held is how long a released resource was open in all (Released only).
+	Held time.Duration
+	// Threshold is the kind's threshold that Age exceeded.
+	Threshold time.Duration
+	// Origin is "dir/file.go:LINE" of the application's call that opened
+	// the resource: the first frame outside the runtime, database/sql,
+	// sqlwatch and the known data-access libraries. It is "unknown" when
+	// no frame qualifies.
+	Origin string
+	// Func is the function at Origin.
+	Func string
+	// Stack holds the application's frames, innermost first.
+	Stack []stack.Frame
+	// Statements is the number of statements run on a tx or conn.
+	Statements int64
+	// LastQuery is the SQL text of the last statement, truncated; never
+	// argument values.
+	LastQuery string
+	// Suppressed counts the leak reports dropped by the rate limit since
+	// the previous report was logged.
+	Suppressed int64
+}
+
+// Stats counts what a Tracker did, for tests and metrics.
+type Stats struct {
+	Reported   int64 // leak reports logged
+	Released   int64 // release lines logged
+	Suppressed int64 // leak reports dropped by the rate limit
+	Dropped    int64 // release lines dropped because the queue was full
+	Panics     int64 // panics recovered from callbacks, loggers or sqlwatch itself
+}

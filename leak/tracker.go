@@ -1,0 +1,422 @@
+package leak
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/stack"
+)
+
+// Default settings; see [Config].
+const (
+	DefaultTxThreshold   = time.Minute
+	DefaultConnThreshold = time.Minute
+	DefaultRowsThreshold = time.Minute
+	DefaultStmtThreshold = time.Duration(0) // prepared statements often live as long as the process
+	DefaultInterval      = time.Second
+	DefaultReportBurst   = 10
+	DefaultReportsPerMin = 60
+	DefaultQueryLimit    = 200
+	minInterval          = 10 * time.Millisecond
+)
+
+// ErrInvalidConfig is returned (wrapped) by [NewTracker] for a negative
+// threshold, interval, limit or burst.
+var ErrInvalidConfig = errors.New("sqlwatch: invalid configuration")
+
+// Config configures a Tracker. The zero value of each field selects its
+// default.
+type Config struct {
+	// DBName names the pool in reports and metrics.
+	DBName string
+	// Thresholds per kind; a kind whose threshold is zero is tracked but
+	// never reported. Defaults: DefaultTxThreshold, DefaultConnThreshold,
+	// DefaultRowsThreshold, DefaultStmtThreshold (off). Set
+	// ThresholdsSet[k] to use Thresholds[k] even when it is zero.
+	Thresholds    [numKinds]time.Duration
+	ThresholdsSet [numKinds]bool
+	// Interval between watchdog scans. Default DefaultInterval, lowered
+	// to half the smallest enabled threshold (at least 10ms) when that is
+	// shorter.
+	Interval time.Duration
+	// Logger receives the reports. Default slog.Default().
+	Logger *slog.Logger
+	// OnReport, when set, receives every logged report (leaks and
+	// releases) as a value, on the watchdog goroutine. A panic in it is
+	// recovered and counted.
+	OnReport func(Report)
+	// Filter decides which frames are library frames. Default
+	// stack.NewFilter().
+	Filter *stack.Filter
+	// ReportsPerMinute and ReportBurst rate-limit leak reports: a burst
+	// of ReportBurst, then ReportsPerMinute per minute. Defaults
+	// DefaultReportsPerMin and DefaultReportBurst.
+	ReportsPerMinute int
+	ReportBurst      int
+	// QueryLimit is the number of bytes of SQL text kept per resource.
+	// Default DefaultQueryLimit.
+	QueryLimit int
+	// Now is the clock; default time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// Tracker tracks the open resources of one pool and runs its watchdog.
+type Tracker struct {
+	cfg      Config
+	shards   [numShards]shard
+	releases chan release
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	// watchdog-only state
+	tokens     float64
+	lastRefill time.Time
+	suppressed int64
+
+	reported, released, suppressedTotal, dropped, panics atomic.Int64
+}
+
+const numShards = 32
+
+// shard is one lock-protected list of open resources; resources are
+// spread over shards at random so that no lock is shared by all
+// goroutines.
+type shard struct {
+	mu   sync.Mutex
+	head *Resource
+	n    int
+	_    [40]byte // keep shards on separate cache lines
+}
+
+// Resource is one open tracked resource. The driver keeps the pointer
+// returned by [Tracker.Open] and hands it back to [Tracker.Close].
+type Resource struct {
+	kind       Kind
+	shard      *shard
+	prev, next *Resource
+	start      time.Time
+	stack      stack.Stack
+
+	// guarded by shard.mu
+	closed     bool
+	reported   bool
+	suppressed bool
+
+	mu         sync.Mutex // guards statements and lastQuery
+	statements int64
+	lastQuery  string
+	truncated  bool
+	limit      int32
+}
+
+// NewTracker returns a Tracker for one pool and starts its watchdog. Call
+// [Tracker.Stop] to stop the watchdog when the pool closes.
+func NewTracker(cfg Config) (*Tracker, error) {
+	defaults := [numKinds]time.Duration{0, DefaultTxThreshold, DefaultConnThreshold, DefaultRowsThreshold, DefaultStmtThreshold}
+	for _, k := range Kinds {
+		if cfg.Thresholds[k] < 0 {
+			return nil, fmt.Errorf("%w: negative %s threshold %v", ErrInvalidConfig, k, cfg.Thresholds[k])
+		}
+		if cfg.Thresholds[k] == 0 && !cfg.ThresholdsSet[k] {
+			cfg.Thresholds[k] = defaults[k]
+		}
+	}
+	switch {
+	case cfg.Interval < 0:
+		return nil, fmt.Errorf("%w: negative interval %v", ErrInvalidConfig, cfg.Interval)
+	case cfg.ReportsPerMinute < 0 || cfg.ReportBurst < 0:
+		return nil, fmt.Errorf("%w: negative report limit", ErrInvalidConfig)
+	case cfg.QueryLimit < 0:
+		return nil, fmt.Errorf("%w: negative query limit %d", ErrInvalidConfig, cfg.QueryLimit)
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+		for _, k := range Kinds {
+			if th := cfg.Thresholds[k]; th > 0 && th/2 < cfg.Interval {
+				cfg.Interval = max(th/2, minInterval)
+			}
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Filter == nil {
+		cfg.Filter = stack.NewFilter()
+	}
+	if cfg.ReportsPerMinute == 0 {
+		cfg.ReportsPerMinute = DefaultReportsPerMin
+	}
+	if cfg.ReportBurst == 0 {
+		cfg.ReportBurst = DefaultReportBurst
+	}
+	if cfg.QueryLimit == 0 {
+		cfg.QueryLimit = DefaultQueryLimit
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tracker{
+		cfg:      cfg,
+		releases: make(chan release, 1024),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		tokens:   float64(cfg.ReportBurst),
+	}
+	t.lastRefill = cfg.Now()
+	registry.add(t)
+	go t.watch()
+	return t, nil
+}
+
+// DBName returns the pool's name.
+func (t *Tracker) DBName() string { return t.cfg.DBName }
+
+// Threshold returns the threshold of kind k (zero when reporting is off).
+func (t *Tracker) Threshold(k Kind) time.Duration {
+	if int(k) >= numKinds {
+		return 0
+	}
+	return t.cfg.Thresholds[k]
+}
+
+// Open starts tracking a resource of kind k opened by the calling
+// goroutine. skip counts the frames to leave out of the captured stack,
+// 0 meaning the caller of Open. It does not allocate beyond the Resource
+// itself and takes only one shard's lock.
+func (t *Tracker) Open(k Kind, skip int) *Resource {
+	r := &Resource{kind: k, start: t.cfg.Now(), limit: int32(t.cfg.QueryLimit)}
+	r.stack.Capture(skip + 1)
+	s := &t.shards[rand.Uint32()%numShards]
+	r.shard = s
+	s.mu.Lock()
+	r.next = s.head
+	if s.head != nil {
+		s.head.prev = r
+	}
+	s.head = r
+	s.n++
+	s.mu.Unlock()
+	return r
+}
+
+// Close ends the tracking of r. Closing nil or an already closed
+// Resource does nothing. When r was reported as a leak, a release line
+// is queued for the watchdog to log, so a slow logger never blocks the
+// caller.
+func (t *Tracker) Close(r *Resource) {
+	if r == nil {
+		return
+	}
+	s := r.shard
+	s.mu.Lock()
+	if r.closed {
+		s.mu.Unlock()
+		return
+	}
+	r.closed = true
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		s.head = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	}
+	r.prev, r.next = nil, nil
+	s.n--
+	announce := r.reported && !r.suppressed
+	s.mu.Unlock()
+	if !announce {
+		return
+	}
+	select {
+	case t.releases <- release{kind: r.kind, held: t.cfg.Now().Sub(r.start), stack: r.stack}:
+	default:
+		t.dropped.Add(1)
+	}
+}
+
+// Note records that a statement ran on the resource: it counts it and
+// keeps the SQL text, truncated. Argument values are never passed here.
+func (r *Resource) Note(query string) {
+	if r == nil {
+		return
+	}
+	truncated := false
+	if len(query) > int(r.limit) {
+		query = truncate(query, int(r.limit))
+		truncated = true
+	}
+	r.mu.Lock()
+	r.statements++
+	r.lastQuery = query
+	r.truncated = truncated
+	r.mu.Unlock()
+}
+
+// Kind returns the resource's kind.
+func (r *Resource) Kind() Kind { return r.kind }
+
+// Start returns when the resource was opened.
+func (r *Resource) Start() time.Time { return r.start }
+
+func (r *Resource) statementInfo() (int64, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q := r.lastQuery
+	if r.truncated {
+		q += "…"
+	}
+	return r.statements, q
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// OpenCount counts the resources of kind k that are open now.
+func (t *Tracker) OpenCount(k Kind) int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for r := s.head; r != nil; r = r.next {
+			if r.kind == k {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Snapshot describes every open resource, oldest first, as Reports whose
+// Age is the age now (Threshold is the kind's threshold; Released is
+// false). It symbolizes stacks, so it is slow; use it for pages and
+// tests, never per statement.
+func (t *Tracker) Snapshot() []Report {
+	snaps := t.collect(func(*Resource) bool { return true })
+	now := t.cfg.Now()
+	out := make([]Report, 0, len(snaps))
+	for i := range snaps {
+		rep := t.describe(&snaps[i], now)
+		out = append(out, rep)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Age > out[j].Age })
+	return out
+}
+
+// Stats returns the Tracker's counters.
+func (t *Tracker) Stats() Stats {
+	return Stats{
+		Reported:   t.reported.Load(),
+		Released:   t.released.Load(),
+		Suppressed: t.suppressedTotal.Load(),
+		Dropped:    t.dropped.Load(),
+		Panics:     t.panics.Load(),
+	}
+}
+
+// Stop stops the watchdog after it has logged the queued release lines,
+// and removes the Tracker from [Trackers]. Resources still open are
+// forgotten. Stop is idempotent; the driver calls it from DB.Close.
+func (t *Tracker) Stop() error {
+	t.stopOnce.Do(func() {
+		close(t.stop)
+		<-t.done
+		registry.remove(t)
+	})
+	return nil
+}
+
+// snapshot is a copy, taken under the shard lock, of what a report needs.
+type snapshot struct {
+	kind       Kind
+	start      time.Time
+	stack      stack.Stack
+	statements int64
+	lastQuery  string
+	suppressed int64
+}
+
+// collect copies the resources for which pick returns true; pick runs
+// under the shard lock.
+func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
+	var out []snapshot
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for r := s.head; r != nil; r = r.next {
+			if !pick(r) {
+				continue
+			}
+			n, q := r.statementInfo()
+			out = append(out, snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q})
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// describe symbolizes a snapshot into a Report.
+func (t *Tracker) describe(s *snapshot, now time.Time) Report {
+	rep := Report{
+		Kind:       s.kind,
+		DBName:     t.cfg.DBName,
+		Age:        now.Sub(s.start),
+		Threshold:  t.Threshold(s.kind),
+		Statements: s.statements,
+		LastQuery:  s.lastQuery,
+		Suppressed: s.suppressed,
+	}
+	t.resolve(&rep, &s.stack)
+	return rep
+}
+
+func (t *Tracker) resolve(rep *Report, st *stack.Stack) {
+	origin, app, ok := t.cfg.Filter.Resolve(st)
+	rep.Stack = app
+	if ok {
+		rep.Origin = origin.Location()
+		rep.Func = origin.Function
+	} else {
+		rep.Origin = "unknown"
+	}
+}
+
+// registry lists the live Trackers of the process.
+var registry = &trackerSet{m: map[*Tracker]struct{}{}}
+
+type trackerSet struct {
+	mu sync.Mutex
+	m  map[*Tracker]struct{}
+}
+
+func (s *trackerSet) add(t *Tracker)    { s.mu.Lock(); s.m[t] = struct{}{}; s.mu.Unlock() }
+func (s *trackerSet) remove(t *Tracker) { s.mu.Lock(); delete(s.m, t); s.mu.Unlock() }
+
+// Trackers returns the Trackers that are open now (one per pool opened
+// through sqlwatch and not yet closed), in no particular order.
+func Trackers() []*Tracker {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	out := make([]*Tracker, 0, len(registry.m))
+	for t := range registry.m {
+		out = append(out, t)
+	}
+	return out
+}
