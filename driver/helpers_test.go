@@ -59,7 +59,10 @@ func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 	}
 }
 
-var registered atomic.Int64
+var (
+	registered atomic.Int64
+	discard    = slog.New(slog.DiscardHandler)
+)
 
 // reports collects the reports of one pool.
 type reports chan leak.Report
@@ -79,7 +82,7 @@ func open(t *testing.T, b backend, opts ...driver.Option) (*sql.DB, reports) {
 		driver.WithThreshold(leak.KindStmt, 300*time.Millisecond),
 		driver.WithInterval(50 * time.Millisecond),
 		driver.WithReportFunc(func(r leak.Report) { ch <- r }),
-		driver.WithLogger(slog.New(slog.DiscardHandler)),
+		driver.WithLogger(discard),
 	}, opts...)
 	if err := driver.RegisterByName(name, b.inner, all...); err != nil {
 		t.Fatal(err)
