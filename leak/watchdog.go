@@ -51,6 +51,7 @@ func (t *Tracker) drainReleases() {
 // clock. Scan must not be called concurrently with itself.
 func (t *Tracker) Scan() {
 	now := t.cfg.Now()
+	var dropped int64
 	snaps := t.collect(func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
 		if th <= 0 || r.reported || now.Sub(r.start) < th {
@@ -59,14 +60,19 @@ func (t *Tracker) Scan() {
 		r.reported = true
 		if !t.allow(now) {
 			r.suppressed = true
-			t.suppressed++
-			t.suppressedTotal.Add(1)
+			dropped++
 			return false
 		}
 		return true
 	})
+	t.suppressedTotal.Add(dropped)
+	// The first report logged says how many were dropped before it; those
+	// dropped in this pass are told by the next one.
+	if len(snaps) > 0 {
+		snaps[0].suppressed, t.suppressed = t.suppressed, 0
+	}
+	t.suppressed += dropped
 	for i := range snaps {
-		snaps[i].suppressed, t.suppressed = t.suppressed, 0
 		t.reportLeak(&snaps[i], now)
 	}
 }

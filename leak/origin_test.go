@@ -1,0 +1,41 @@
+package leak_test
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// From outside package leak, a report's origin is the caller's own line.
+func TestOriginIsTheCallersLine(t *testing.T) {
+	got := make(chan leak.Report, 2)
+	tr, err := leak.NewTracker(leak.Config{
+		DBName:     "origin",
+		Thresholds: [5]time.Duration{leak.KindTx: time.Millisecond},
+		Interval:   5 * time.Millisecond,
+		Logger:     slog.New(slog.DiscardHandler),
+		OnReport:   func(r leak.Report) { got <- r },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	_, _, line, _ := runtime.Caller(0)
+	r := tr.Open(leak.KindTx, 0) // line+1
+	want := fmt.Sprintf("leak/origin_test.go:%d", line+1)
+	rep := <-got
+	if rep.Origin != want || rep.Func != "github.com/sqlwatch/sqlwatch/leak_test.TestOriginIsTheCallersLine" {
+		t.Errorf("got %s in %s; want %s in TestOriginIsTheCallersLine", rep.Origin, rep.Func, want)
+	}
+	if len(rep.Stack) == 0 || rep.Stack[0].Function != rep.Func {
+		t.Errorf("stack should start at the origin: %v", rep.Stack)
+	}
+	tr.Close(r)
+	if rel := <-got; !rel.Released || rel.Origin != want {
+		t.Errorf("release: got %+v", rel)
+	}
+}
