@@ -95,6 +95,9 @@ func nameFromDSN(dsn, fallback string) string {
 	if dsn == "" {
 		return fallback
 	}
+	if strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory") {
+		return fallback + ":memory:"
+	}
 	// go-sql-driver/mysql form: user:pass@tcp(host:3306)/db?params
 	if at := strings.LastIndex(dsn, "@"); at >= 0 && !strings.Contains(dsn, "://") {
 		rest := dsn[at+1:]
@@ -144,9 +147,6 @@ func nameFromDSN(dsn, fallback string) string {
 	// a file path, possibly with parameters: /tmp/app.db?_pragma=...
 	p := strings.SplitN(dsn, "?", 2)[0]
 	if strings.HasPrefix(dsn, "(") || strings.HasPrefix(dsn, "/") || strings.Contains(p, ".") || !strings.ContainsAny(p, ":@") {
-		if p == "" || p == ":memory:" {
-			return fallback + ":memory:"
-		}
 		return path.Base(p)
 	}
 	return fallback
