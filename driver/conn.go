@@ -172,11 +172,16 @@ func newConn(ci driver.Conn, p *pool) driver.Conn {
 
 // checkout marks the conn as checked out by the calling goroutine, unless
 // it is already. database/sql gives no sign when it hands a brand-new
-// conn to a caller or a waiter, so the first use counts.
-func (c *conn) checkout() {
+// conn to a caller or a waiter, so the first use counts. It returns the
+// new checkout's resource, or nil when the conn was checked out before
+// this call, so that a tx or rows opened by the same call can share its
+// stack.
+func (c *conn) checkout() *leak.Resource {
 	if c.res == nil {
 		c.res = c.p.tracker.Open(leak.KindConn, 2)
+		return c.res
 	}
+	return nil
 }
 
 // endCheckout marks the conn as back in the pool (or closed).
@@ -231,7 +236,7 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	c.checkout()
+	fresh := c.checkout()
 	var (
 		si  driver.Stmt
 		err error
@@ -244,7 +249,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		return nil, err
 	}
-	return newStmt(si, c, query, ctx), nil
+	return newStmt(si, c, query, ctx, fresh), nil
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -252,7 +257,7 @@ func (c *conn) Begin() (driver.Tx, error) {
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	c.checkout()
+	fresh := c.checkout()
 	var (
 		ti  driver.Tx
 		err error
@@ -266,7 +271,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.Open(leak.KindTx, 1)}
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1)}
 	c.tx = t
 	return t, nil
 }
@@ -285,17 +290,26 @@ func (c *conn) Ping(ctx context.Context) error {
 
 func (c *conn) execContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	c.checkout()
-	c.note(query)
+	var (
+		r   driver.Result
+		err error
+	)
 	if ic := c.p.ic; ic != nil {
-		r, err := ic.ConnExecContext(ctx, c.ec, query, args)
-		return wrapResult(r, ic), err
+		r, err = ic.ConnExecContext(ctx, c.ec, query, args)
+		r = wrapResult(r, ic)
+	} else {
+		r, err = c.ec.ExecContext(ctx, query, args)
 	}
-	return c.ec.ExecContext(ctx, query, args)
+	// On ErrSkip database/sql prepares the statement and runs it again:
+	// it is counted there.
+	if err != driver.ErrSkip {
+		c.note(query)
+	}
+	return r, err
 }
 
 func (c *conn) queryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	c.checkout()
-	c.note(query)
+	fresh := c.checkout()
 	var (
 		ri  driver.Rows
 		err error
@@ -305,10 +319,13 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	} else {
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
+	if err != driver.ErrSkip {
+		c.note(query)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, c.p, ctx), nil
+	return newRows(ri, c.p, ctx, fresh, query), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

@@ -29,8 +29,12 @@ type rows struct {
 	ctx   context.Context // as returned by the interceptor
 }
 
-func newRows(ri driver.Rows, p *pool, ctx context.Context) *rows {
-	return &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.Open(leak.KindRows, 3)}
+// newRows tracks rows opened by the same call as the checkout like (nil
+// when the conn was checked out before).
+func newRows(ri driver.Rows, p *pool, ctx context.Context, like *leak.Resource, query string) *rows {
+	r := &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3)}
+	r.res.Note(query)
+	return r
 }
 
 func (r *rows) Columns() []string { return r.inner.Columns() }

@@ -40,8 +40,9 @@ type stmtCC struct {
 
 func (s stmtCC) ColumnConverter(idx int) driver.ValueConverter { return s.cc.ColumnConverter(idx) }
 
-func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context) driver.Stmt {
-	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.Open(leak.KindStmt, 2)}
+func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *leak.Resource) driver.Stmt {
+	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(leak.KindStmt, like, 2)}
+	s.res.Note(query)
 	if sec, ok := si.(driver.StmtExecContext); ok {
 		s.sec = sec
 	} else {
@@ -95,7 +96,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	s.c.checkout()
+	fresh := s.c.checkout()
 	s.c.note(s.query)
 	var (
 		ri  driver.Rows
@@ -109,7 +110,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, s.c.p, ctx), nil
+	return newRows(ri, s.c.p, ctx, fresh, s.query), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

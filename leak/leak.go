@@ -110,8 +110,8 @@ type Report struct {
 	Stack []stack.Frame
 	// Statements is the number of statements run on a tx or conn.
 	Statements int64
-	// LastQuery is the SQL text of the last statement, truncated; never
-	// argument values.
+	// LastQuery is the SQL text of the last statement of a tx or conn,
+	// or the query of rows and stmt, truncated; never argument values.
 	LastQuery string
 	// Suppressed counts the leak reports dropped by the rate limit since
 	// the previous report was logged.

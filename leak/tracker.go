@@ -193,6 +193,24 @@ func (t *Tracker) Threshold(k Kind) time.Duration {
 func (t *Tracker) Open(k Kind, skip int) *Resource {
 	r := &Resource{kind: k, start: t.cfg.Now(), limit: int32(t.cfg.QueryLimit)}
 	r.stack.Capture(skip + 1)
+	t.insert(r)
+	return r
+}
+
+// OpenLike starts tracking a resource of kind k opened by the same call
+// as like: it copies like's stack and start instead of capturing again
+// (a query that checks a conn out opens the conn and the rows at once).
+// A nil like makes it Open(k, skip).
+func (t *Tracker) OpenLike(k Kind, like *Resource, skip int) *Resource {
+	if like == nil {
+		return t.Open(k, skip+1)
+	}
+	r := &Resource{kind: k, start: like.start, stack: like.stack, limit: int32(t.cfg.QueryLimit)}
+	t.insert(r)
+	return r
+}
+
+func (t *Tracker) insert(r *Resource) {
 	s := &t.shards[rand.Uint32()%numShards]
 	r.shard = s
 	s.mu.Lock()
@@ -203,7 +221,6 @@ func (t *Tracker) Open(k Kind, skip int) *Resource {
 	s.head = r
 	s.n++
 	s.mu.Unlock()
-	return r
 }
 
 // Close ends the tracking of r. Closing nil or an already closed

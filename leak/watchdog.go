@@ -112,8 +112,9 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 		slog.Any("stack", frameStrings(rep.Stack)),
 	}
 	if rep.Kind == KindTx || rep.Kind == KindConn {
-		attrs = append(attrs, slog.Int64("statements", rep.Statements), slog.String("last_query", rep.LastQuery))
+		attrs = append(attrs, slog.Int64("statements", rep.Statements))
 	}
+	attrs = append(attrs, slog.String("last_query", rep.LastQuery))
 	if rep.Suppressed > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", rep.Suppressed))
 	}

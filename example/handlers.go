@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// This file is the "application": ordinary HTTP handlers using
+// database/sql. Three of them carry a bug of the kind sqlwatch exists to
+// find, marked BUG; the leak reports name the lines below.
+
+// handlersFile is the path of this file as the compiler recorded it. The
+// scenario runner checks that a report's origin lies in it.
+var handlersFile = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return file
+}()
+
+// server holds what the handlers need.
+type server struct {
+	db      *sql.DB
+	dialect string // "sqlite", "mysql" or "postgres": decides the placeholders
+	log     *slog.Logger
+}
+
+// routes returns the service's HTTP handler.
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items", s.listItems)
+	mux.HandleFunc("POST /orders", s.createOrder) // scenario txleak
+	mux.HandleFunc("GET /report", s.report)       // scenario connleak
+	mux.HandleFunc("GET /export", s.export)       // scenario rowsleak
+	return mux
+}
+
+type item struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// listItems serves GET /items. It is the correct pattern, for contrast:
+// the query runs under the request's context and the rows are always
+// closed.
+func (s *server) listItems(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.db.QueryContext(r.Context(), s.q("SELECT id, name FROM sqlwatch_items ORDER BY id LIMIT 100"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer rows.Close()
+	items := []item{}
+	for rows.Next() {
+		var it item
+		if err := rows.Scan(&it.ID, &it.Name); err != nil {
+			s.fail(w, err)
+			return
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+// createOrder serves POST /orders?item=NAME&quantity=N: it records the
+// order in a transaction.
+//
+// BUG (scenario txleak): when quantity is missing or invalid the handler
+// answers 400 but neither commits nor rolls back, so the transaction — and
+// the connection under it, with its locks — stays open for good. The
+// transaction was begun with context.Background() (the code came from a
+// background job); had it used r.Context(), database/sql would have rolled
+// it back when the request ended and hidden the bug.
+func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("item")
+	if name == "" || len(name) > 80 {
+		http.Error(w, "item must be 1 to 80 bytes", http.StatusBadRequest)
+		return
+	}
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	id := newID()
+	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO sqlwatch_items (id, name) VALUES (?, ?)"), id, name); err != nil {
+		tx.Rollback()
+		s.fail(w, err)
+		return
+	}
+	qty, err := strconv.Atoi(r.URL.Query().Get("quantity"))
+	if err != nil || qty < 1 || qty > 999 {
+		http.Error(w, "quantity must be an integer from 1 to 999", http.StatusBadRequest)
+		return // BUG: no tx.Rollback()
+	}
+	label := fmt.Sprintf("%s x%d", name, qty)
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE sqlwatch_items SET name = ? WHERE id = ?"), label, id); err != nil {
+		tx.Rollback()
+		s.fail(w, err)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, item{ID: id, Name: label})
+}
+
+// report serves GET /report?period=day|week: a count of the items, run on
+// a dedicated connection (where session settings would go).
+//
+// BUG (scenario connleak): an unknown period returns 400 before
+// conn.Close(), so the connection never goes back to the pool; ten such
+// requests and the pool (SetMaxOpenConns(10)) is exhausted.
+func (s *server) report(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.db.Conn(context.Background())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	var count int64
+	if err := conn.QueryRowContext(r.Context(), s.q("SELECT COUNT(*) FROM sqlwatch_items")).Scan(&count); err != nil {
+		conn.Close()
+		s.fail(w, err)
+		return
+	}
+	period := r.URL.Query().Get("period")
+	switch period {
+	case "", "day", "week":
+	default:
+		http.Error(w, "unknown period "+strconv.Quote(period), http.StatusBadRequest)
+		return // BUG: no conn.Close()
+	}
+	conn.Close()
+	writeJSON(w, http.StatusOK, map[string]any{"period": period, "items": count})
+}
+
+// export serves GET /export?format=csv|json: every item.
+//
+// BUG (scenario rowsleak): the rows are queried before the format is
+// checked, and rows.Close is deferred only in the supported branches, so
+// an unsupported format leaves the result set (and its connection) open.
+// The query uses context.Background() so that a long export survives a
+// client disconnect; with r.Context(), database/sql would have closed the
+// rows when the request ended.
+func (s *server) export(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.db.QueryContext(context.Background(), s.q("SELECT id, name FROM sqlwatch_items ORDER BY id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	var it item
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "csv":
+		defer rows.Close()
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"id", "name"})
+		for rows.Next() {
+			if err := rows.Scan(&it.ID, &it.Name); err != nil {
+				s.log.Error("export", "err", err)
+				return
+			}
+			cw.Write([]string{strconv.FormatInt(it.ID, 10), it.Name})
+		}
+		cw.Flush()
+		if err := rows.Err(); err != nil {
+			s.log.Error("export", "err", err) // the status is already sent
+		}
+	case "json":
+		defer rows.Close()
+		items := []item{}
+		for rows.Next() {
+			if err := rows.Scan(&it.ID, &it.Name); err != nil {
+				s.fail(w, err)
+				return
+			}
+			items = append(items, it)
+		}
+		if err := rows.Err(); err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, items)
+	default:
+		http.Error(w, "unsupported format "+strconv.Quote(format), http.StatusBadRequest)
+		return // BUG: rows never closed
+	}
+}
+
+// q adapts a query written with ? placeholders to the dialect: PostgreSQL
+// wants $1, $2, ... (the example's queries have no literal '?').
+func (s *server) q(query string) string {
+	if s.dialect != "postgres" {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// newID picks a random positive id that fits the portable INTEGER column,
+// so that runs against a shared database do not collide.
+func newID() int64 {
+	return int64(rand.Int32N(math.MaxInt32)) + 1
+}
+
+func (s *server) fail(w http.ResponseWriter, err error) {
+	s.log.Error("request failed", "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testScenario runs one scenario in-process through run and checks its
+// report.
+func testScenario(t *testing.T, sc scenario, extra ...string) {
+	t.Helper()
+	args := append([]string{"-scenario", sc.name, "-addr", "127.0.0.1:0", "-leak-threshold", "200ms"}, extra...)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("run %q = %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, stdout.String(), stderr.String())
+	}
+	var rep reportJSON
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON report: %v\n%s", err, stdout.String())
+	}
+	if rep.Kind != sc.kind.String() {
+		t.Errorf("kind = %q, want %q", rep.Kind, sc.kind)
+	}
+	if !strings.HasPrefix(rep.Origin, "example/handlers.go:") {
+		t.Errorf("origin = %q, want example/handlers.go:LINE", rep.Origin)
+	}
+	if rep.DBName == "" || rep.Threshold != "200ms" || len(rep.Stack) == 0 || !strings.Contains(rep.Func, ".(*server).") {
+		t.Errorf("incomplete report: %+v", rep)
+	}
+	t.Logf("%s", bytes.TrimSpace(stdout.Bytes()))
+}
+
+func TestScenariosSQLite(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { testScenario(t, sc) })
+	}
+}
+
+// needDSN returns the DSN in the environment variable env, or skips the
+// test (fails it when SQLWATCH_REQUIRE_DB=1).
+func needDSN(t *testing.T, env string) string {
+	t.Helper()
+	dsn := os.Getenv(env)
+	if dsn == "" {
+		if os.Getenv("SQLWATCH_REQUIRE_DB") == "1" {
+			t.Fatalf("%s is not set and SQLWATCH_REQUIRE_DB=1", env)
+		}
+		t.Skipf("%s is not set: skipping (export it to run this test)", env)
+	}
+	return dsn
+}
+
+func TestScenariosMySQL(t *testing.T) {
+	dsn := needDSN(t, "SQLWATCH_MYSQL_DSN")
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { testScenario(t, sc, "-driver", "mysql", "-dsn", dsn) })
+	}
+}
+
+func TestScenariosPostgres(t *testing.T) {
+	dsn := needDSN(t, "SQLWATCH_POSTGRES_DSN")
+	for _, drv := range []string{"postgres", "pgx"} {
+		for _, sc := range scenarios {
+			t.Run(drv+"/"+sc.name, func(t *testing.T) { testScenario(t, sc, "-driver", drv, "-dsn", dsn) })
+		}
+	}
+}
+
+func TestUnknownScenario(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-scenario", "nope", "-addr", "127.0.0.1:0"}, &stdout, &stderr)
+	if code != 2 {
+		t.Fatalf("run = %d, want 2\nstderr:\n%s", code, stderr.String())
+	}
+	for _, want := range append(scenarioNames(), `unknown scenario "nope"`) {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that the test reads while run writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemo runs the default mode (demo traffic, then serving) and stops
+// it once every scenario's leak has been logged.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-leak-threshold", "200ms"}, &stdout, &stderr)
+	}()
+
+	want := map[string]bool{} // "kind func" of each scenario's report
+	deadline := time.After(10 * time.Second)
+	for len(want) < len(scenarios) {
+		select {
+		case code := <-done:
+			t.Fatalf("run returned %d before being interrupted\nstderr:\n%s", code, stderr.String())
+		case <-deadline:
+			t.Fatalf("not every scenario was reported; got %v\nstderr:\n%s", want, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		for line := range strings.Lines(stderr.String()) {
+			var rec struct{ Level, Kind, Origin string }
+			if json.Unmarshal([]byte(line), &rec) != nil || rec.Level != "WARN" {
+				continue
+			}
+			for _, sc := range scenarios {
+				if rec.Kind == sc.kind.String() && strings.HasPrefix(rec.Origin, "example/handlers.go:") {
+					want[sc.name] = true
+				}
+			}
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("run = %d after interruption, want 0\nstderr:\n%s", code, stderr.String())
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
