@@ -271,7 +271,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1)}
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1), held: c.res}
+	c.res.Cover()
 	c.tx = t
 	return t, nil
 }
@@ -325,7 +326,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, c.p, ctx, fresh, query), nil
+	return newRows(ri, c.p, ctx, fresh, query, c.res), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ngrok/sqlmw"
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
@@ -288,3 +291,75 @@ func TestJSONReport(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// countingInterceptor counts the calls sqlwatch routes through it.
+type countingInterceptor struct {
+	sqlmw.NullInterceptor
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingInterceptor) count(name string) {
+	c.mu.Lock()
+	c.calls[name]++
+	c.mu.Unlock()
+}
+
+func (c *countingInterceptor) ConnBeginTx(ctx context.Context, conn sqldriver.ConnBeginTx, o sqldriver.TxOptions) (context.Context, sqldriver.Tx, error) {
+	c.count("begin")
+	return c.NullInterceptor.ConnBeginTx(context.WithValue(ctx, ctxKey{}, "from begin"), conn, o)
+}
+
+func (c *countingInterceptor) TxCommit(ctx context.Context, tx sqldriver.Tx) error {
+	if ctx.Value(ctxKey{}) == "from begin" {
+		c.count("commit with begin's context")
+	}
+	return c.NullInterceptor.TxCommit(ctx, tx)
+}
+
+func (c *countingInterceptor) ConnExecContext(ctx context.Context, conn sqldriver.ExecerContext, q string, a []sqldriver.NamedValue) (sqldriver.Result, error) {
+	c.count("exec")
+	return c.NullInterceptor.ConnExecContext(ctx, conn, q, a)
+}
+
+func (c *countingInterceptor) ResultRowsAffected(r sqldriver.Result) (int64, error) {
+	c.count("rows affected")
+	return c.NullInterceptor.ResultRowsAffected(r)
+}
+
+func (c *countingInterceptor) RowsClose(ctx context.Context, r sqldriver.Rows) error {
+	c.count("rows close")
+	return c.NullInterceptor.RowsClose(ctx, r)
+}
+
+func (c *countingInterceptor) ConnectorConnect(ctx context.Context, cn sqldriver.Connector) (sqldriver.Conn, error) {
+	c.count("connect")
+	return c.NullInterceptor.ConnectorConnect(ctx, cn)
+}
+
+type ctxKey struct{}
+
+func TestInterceptorIsCalled(t *testing.T) {
+	ic := &countingInterceptor{calls: map[string]int{}}
+	c, err := driver.NewConnector(fakedb.New(fakedb.Full).Connector(), quiet(), driver.WithInterceptor(ic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	res, err := db.Exec("INSERT x", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.RowsAffected()
+	rows, _ := db.Query("SELECT ROWS 1")
+	rows.Close()
+	tx, _ := db.Begin()
+	tx.Commit()
+	want := map[string]int{"connect": 1, "exec": 1, "rows affected": 1, "rows close": 1, "begin": 1, "commit with begin's context": 1}
+	for k, v := range want {
+		if ic.calls[k] != v {
+			t.Errorf("%s: got %d calls; want %d", k, ic.calls[k], v)
+		}
+	}
+}

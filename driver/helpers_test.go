@@ -115,6 +115,23 @@ func (ch reports) wait(t *testing.T, k leak.Kind, released bool) leak.Report {
 	}
 }
 
+// none fails if a report of kind k arrived (or arrives within a few scan
+// intervals).
+func (ch reports) none(t *testing.T, k leak.Kind) {
+	t.Helper()
+	timeout := time.After(200 * time.Millisecond)
+	for {
+		select {
+		case r := <-ch:
+			if r.Kind == k {
+				t.Errorf("unexpected %s report: %+v", k, r)
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
 // nextLine returns "driver/FILE.go:LINE" of the line after its call, as a
 // report's origin spells it.
 func nextLine() string {

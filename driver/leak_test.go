@@ -35,6 +35,7 @@ func TestLeakedTxNamesTheLine(t *testing.T) {
 		if rel.Held < r.Age {
 			t.Errorf("held %v shorter than reported age %v", rel.Held, r.Age)
 		}
+		ch.none(t, leak.KindConn) // the tx's conn is not reported a second time
 	})
 }
 
@@ -71,6 +72,7 @@ func TestLeakedRowsNameTheLine(t *testing.T) {
 		checkOrigin(t, ch.wait(t, leak.KindRows, false), line)
 		rows.Close()
 		checkOrigin(t, ch.wait(t, leak.KindRows, true), line)
+		ch.none(t, leak.KindConn) // the rows' conn is not reported a second time
 	})
 }
 

@@ -26,14 +26,16 @@ type rows struct {
 	inner driver.Rows
 	p     *pool
 	res   *leak.Resource
+	held  *leak.Resource  // the conn's checkout, covered while the rows are open
 	ctx   context.Context // as returned by the interceptor
 }
 
 // newRows tracks rows opened by the same call as the checkout like (nil
 // when the conn was checked out before).
-func newRows(ri driver.Rows, p *pool, ctx context.Context, like *leak.Resource, query string) *rows {
-	r := &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3)}
+func newRows(ri driver.Rows, p *pool, ctx context.Context, like *leak.Resource, query string, held *leak.Resource) *rows {
+	r := &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3), held: held}
 	r.res.Note(query)
+	held.Cover()
 	return r
 }
 
@@ -46,6 +48,8 @@ func (r *rows) Close() error {
 	} else {
 		err = r.inner.Close()
 	}
+	r.held.Uncover()
+	r.held = nil
 	r.p.tracker.Close(r.res)
 	return err
 }

@@ -110,7 +110,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, s.c.p, ctx, fresh, s.query), nil
+	return newRows(ri, s.c.p, ctx, fresh, s.query, s.c.res), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

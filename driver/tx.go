@@ -16,6 +16,7 @@ type tx struct {
 	inner driver.Tx
 	c     *conn
 	res   *leak.Resource
+	held  *leak.Resource  // the conn's checkout, covered while the tx is open
 	ctx   context.Context // as returned by the interceptor, for its Tx calls
 	begin context.Context // the context BeginTx was given
 }
@@ -51,6 +52,8 @@ func (t *tx) Rollback() error {
 }
 
 func (t *tx) end() {
+	t.held.Uncover()
+	t.held = nil
 	t.c.p.tracker.Close(t.res)
 	if t.c.tx == t {
 		t.c.tx = nil

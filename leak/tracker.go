@@ -109,6 +109,10 @@ type Resource struct {
 	reported   bool
 	suppressed bool
 
+	// covered counts the tracked resources (tx, rows) that hold this one
+	// (a conn) and report for themselves; see Cover.
+	covered atomic.Int32
+
 	mu         sync.Mutex // guards statements and lastQuery
 	statements int64
 	lastQuery  string
@@ -276,6 +280,23 @@ func (r *Resource) Note(query string) {
 	r.lastQuery = query
 	r.truncated = truncated
 	r.mu.Unlock()
+}
+
+// Cover marks r (a conn) as held by another tracked resource, such as a
+// tx or rows, that is reported on its own; while covered, r is not
+// reported, so one leaked tx makes one report, not two. Each Cover needs
+// one Uncover. Nil-safe.
+func (r *Resource) Cover() {
+	if r != nil {
+		r.covered.Add(1)
+	}
+}
+
+// Uncover undoes one Cover.
+func (r *Resource) Uncover() {
+	if r != nil {
+		r.covered.Add(-1)
+	}
 }
 
 // Kind returns the resource's kind.

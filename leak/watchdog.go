@@ -54,7 +54,7 @@ func (t *Tracker) Scan() {
 	var dropped int64
 	snaps := t.collect(func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
-		if th <= 0 || r.reported || now.Sub(r.start) < th {
+		if th <= 0 || r.reported || now.Sub(r.start) < th || r.covered.Load() > 0 {
 			return false
 		}
 		r.reported = true
