@@ -6,8 +6,10 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 // Every conn claims these; when the driver lacks one, the method does what
@@ -187,6 +189,9 @@ func (c *conn) checkout() *leak.Resource {
 // endCheckout marks the conn as back in the pool (or closed).
 func (c *conn) endCheckout() {
 	if c.res != nil {
+		if c.p.rec.Enabled() {
+			c.p.rec.ConnReturned(time.Since(c.res.Start()))
+		}
 		c.p.tracker.Close(c.res)
 		c.res = nil
 	}
@@ -241,11 +246,13 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 		si  driver.Stmt
 		err error
 	)
+	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, si, err = ic.ConnPrepareContext(ctx, c.pc, query)
 	} else {
 		si, err = c.pc.PrepareContext(ctx, query)
 	}
+	c.p.done(metrics.OpPrepare, start, err)
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +270,13 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		err error
 	)
 	begin := ctx
+	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, ti, err = ic.ConnBeginTx(ctx, c.bc, opts)
 	} else {
 		ti, err = c.bc.BeginTx(ctx, opts)
 	}
+	c.p.done(metrics.OpBegin, start, err)
 	if err != nil {
 		return nil, err
 	}
@@ -295,12 +304,14 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 		r   driver.Result
 		err error
 	)
+	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		r, err = ic.ConnExecContext(ctx, c.ec, query, args)
 		r = wrapResult(r, ic)
 	} else {
 		r, err = c.ec.ExecContext(ctx, query, args)
 	}
+	c.p.done(metrics.OpExec, start, err)
 	// On ErrSkip database/sql prepares the statement and runs it again:
 	// it is counted there.
 	if err != driver.ErrSkip {
@@ -315,11 +326,13 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		ri  driver.Rows
 		err error
 	)
+	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, ri, err = ic.ConnQueryContext(ctx, c.qc, query, args)
 	} else {
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
+	c.p.done(metrics.OpQuery, start, err)
 	if err != driver.ErrSkip {
 		c.note(query)
 	}

@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/ngrok/sqlmw"
 
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 var _ driver.Connector = (*connector)(nil)
@@ -18,7 +20,24 @@ var _ driver.Connector = (*connector)(nil)
 // pool is the per-pool state shared by the connector and its conns.
 type pool struct {
 	tracker *leak.Tracker
+	rec     *metrics.Recorder
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
+}
+
+// begin starts timing an operation when metrics are on: the zero time
+// means off.
+func (p *pool) begin() time.Time {
+	if p.rec.Enabled() {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// done records an operation timed by begin.
+func (p *pool) done(op metrics.Op, start time.Time, err error) {
+	if !start.IsZero() {
+		p.rec.Done(op, start, err)
+	}
 }
 
 // newPool creates a pool's tracker, named by the option or by fallback.
@@ -32,7 +51,7 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{tracker: t, ic: d.opts.interceptor}, nil
+	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor}, nil
 }
 
 // connector opens the conns of one pool.

@@ -37,6 +37,7 @@ import (
 	"sync"
 
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 // Errors returned by the registration functions, wrapped with detail;
@@ -226,6 +227,13 @@ type poolDriver struct {
 	*wrappedDriver
 	pool *pool
 }
+
+// Tracker returns the pool's tracker; packages metrics and leak find it
+// through db.Driver().
+func (d *poolDriver) Tracker() *leak.Tracker { return d.pool.tracker }
+
+// Recorder returns the pool's metrics recorder.
+func (d *poolDriver) Recorder() *metrics.Recorder { return d.pool.rec }
 
 // connectorName derives a pool name from the connector's driver package.
 func connectorName(c driver.Connector) string {

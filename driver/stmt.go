@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 // Every stmt claims these; when the driver's stmt lacks one, the method
@@ -88,11 +89,19 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
 	s.c.checkout()
 	s.c.note(s.query)
+	var (
+		r   driver.Result
+		err error
+	)
+	start := s.c.p.begin()
 	if ic := s.c.p.ic; ic != nil {
-		r, err := ic.StmtExecContext(ctx, s.sec, s.query, args)
-		return wrapResult(r, ic), err
+		r, err = ic.StmtExecContext(ctx, s.sec, s.query, args)
+		r = wrapResult(r, ic)
+	} else {
+		r, err = s.sec.ExecContext(ctx, args)
 	}
-	return s.sec.ExecContext(ctx, args)
+	s.c.p.done(metrics.OpExec, start, err)
+	return r, err
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -102,11 +111,13 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		ri  driver.Rows
 		err error
 	)
+	start := s.c.p.begin()
 	if ic := s.c.p.ic; ic != nil {
 		ctx, ri, err = ic.StmtQueryContext(ctx, s.sqc, s.query, args)
 	} else {
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
+	s.c.p.done(metrics.OpQuery, start, err)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,10 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
+	"time"
 
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 var _ driver.Tx = (*tx)(nil)
@@ -23,22 +25,26 @@ type tx struct {
 
 func (t *tx) Commit() error {
 	var err error
+	start := t.c.p.begin()
 	if ic := t.c.p.ic; ic != nil {
 		err = ic.TxCommit(t.ctx, t.inner)
 	} else {
 		err = t.inner.Commit()
 	}
-	t.end()
+	t.c.p.done(metrics.OpCommit, start, err)
+	t.end(metrics.TxCommit, err)
 	return err
 }
 
 func (t *tx) Rollback() error {
 	var err error
+	start := t.c.p.begin()
 	if ic := t.c.p.ic; ic != nil {
 		err = ic.TxRollback(t.ctx, t.inner)
 	} else {
 		err = t.inner.Rollback()
 	}
+	t.c.p.done(metrics.OpRollback, start, err)
 	// database/sql discards the conn after a rollback caused by the end
 	// of the context unless the driver has both SessionResetter and
 	// Validator. sqlwatch always claims Validator, so for a driver with
@@ -47,11 +53,18 @@ func (t *tx) Rollback() error {
 	if t.c.resetterOnly && t.begin.Err() != nil && calledFromAwaitDone() {
 		t.c.discard = true
 	}
-	t.end()
+	t.end(metrics.TxRollback, err)
 	return err
 }
 
-func (t *tx) end() {
+// end stops tracking the tx and records its duration.
+func (t *tx) end(o metrics.TxOutcome, err error) {
+	if t.c.p.rec.Enabled() && t.res != nil {
+		if err != nil {
+			o = metrics.TxError
+		}
+		t.c.p.rec.TxEnded(o, time.Since(t.res.Start()))
+	}
 	t.held.Uncover()
 	t.held = nil
 	t.c.p.tracker.Close(t.res)

@@ -80,7 +80,8 @@ type Tracker struct {
 	lastRefill time.Time
 	suppressed int64
 
-	reported, released, suppressedTotal, dropped, panics atomic.Int64
+	reported, released, suppressedTotal, dropped, panics, poolAlerts atomic.Int64
+	reportedByKind                                               [numKinds]atomic.Int64
 }
 
 const numShards = 32
@@ -89,10 +90,11 @@ const numShards = 32
 // spread over shards at random so that no lock is shared by all
 // goroutines.
 type shard struct {
-	mu   sync.Mutex
-	head *Resource
-	n    int
-	_    [40]byte // keep shards on separate cache lines
+	mu         sync.Mutex
+	head       *Resource
+	n          int
+	lastReturn time.Time // when a conn checkout last ended in this shard
+	_          [16]byte  // keep shards on separate cache lines
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer
@@ -253,12 +255,19 @@ func (t *Tracker) Close(r *Resource) {
 	r.prev, r.next = nil, nil
 	s.n--
 	announce := r.reported && !r.suppressed
+	var now time.Time
+	if r.kind == KindConn || announce {
+		now = t.cfg.Now()
+		if r.kind == KindConn {
+			s.lastReturn = now
+		}
+	}
 	s.mu.Unlock()
 	if !announce {
 		return
 	}
 	select {
-	case t.releases <- release{kind: r.kind, held: t.cfg.Now().Sub(r.start), stack: r.stack}:
+	case t.releases <- release{kind: r.kind, held: now.Sub(r.start), stack: r.stack}:
 	default:
 		t.dropped.Add(1)
 	}
@@ -326,7 +335,8 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// OpenCount counts the resources of kind k that are open now.
+// OpenCount counts the resources of kind k that are open now. Like
+// Oldest, it is meant for pages and tests.
 func (t *Tracker) OpenCount(k Kind) int {
 	n := 0
 	for i := range t.shards {
@@ -340,6 +350,44 @@ func (t *Tracker) OpenCount(k Kind) int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// Oldest returns the number of open resources of kind k and the age of
+// the oldest (0 when none is open). It takes each shard's lock in turn,
+// briefly; it is meant for scrapes, not for every statement.
+func (t *Tracker) Oldest(k Kind) (n int, age time.Duration) {
+	var oldest time.Time
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for r := s.head; r != nil; r = r.next {
+			if r.kind == k {
+				n++
+				if oldest.IsZero() || r.start.Before(oldest) {
+					oldest = r.start
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	if n > 0 {
+		age = t.cfg.Now().Sub(oldest)
+	}
+	return n, age
+}
+
+// lastReturn returns when a conn checkout last ended (zero if never).
+func (t *Tracker) lastReturn() time.Time {
+	var last time.Time
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		if s.lastReturn.After(last) {
+			last = s.lastReturn
+		}
+		s.mu.Unlock()
+	}
+	return last
 }
 
 // Snapshot describes every open resource, oldest first, as Reports whose
@@ -360,13 +408,18 @@ func (t *Tracker) Snapshot() []Report {
 
 // Stats returns the Tracker's counters.
 func (t *Tracker) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Reported:   t.reported.Load(),
 		Released:   t.released.Load(),
 		Suppressed: t.suppressedTotal.Load(),
 		Dropped:    t.dropped.Load(),
 		Panics:     t.panics.Load(),
+		PoolAlerts: t.poolAlerts.Load(),
 	}
+	for k := range st.ReportedByKind {
+		st.ReportedByKind[k] = t.reportedByKind[k].Load()
+	}
+	return st
 }
 
 // Stop stops the watchdog after it has logged the queued release lines,

@@ -96,6 +96,7 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 	defer t.recoverPanic()
 	rep := t.describe(s, now)
 	t.reported.Add(1)
+	t.reportedByKind[rep.Kind].Add(1)
 	msg := fmt.Sprintf("sqlwatch: %s open for %s (threshold %s), %s %s",
 		rep.Kind.noun(), round(rep.Age), rep.Threshold, rep.Kind.verb(), rep.Origin)
 	if rep.Kind == KindConn {

@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// Errors returned by [New] and [Register]; test with errors.Is.
+var (
+	ErrNotWatched        = errors.New("sqlwatch: the *sql.DB was not opened through sqlwatch")
+	ErrNilRegisterer     = errors.New("sqlwatch: nil prometheus.Registerer")
+	ErrAlreadyRegistered = errors.New("sqlwatch: metrics already registered")
+)
+
+// pool is what db.Driver() returns for a pool opened through sqlwatch.
+type pool interface {
+	Tracker() *leak.Tracker
+	Recorder() *Recorder
+}
+
+// Collector is a prometheus.Collector for one pool: sqlwatch's own
+// metrics plus client_golang's DBStats collector (go_sql_*), all with the
+// pool's db_name label.
+type Collector struct {
+	rec     *Recorder
+	tracker *leak.Tracker
+	dbstats prometheus.Collector
+
+	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// New returns the Collector of db, which must have been opened through
+// sqlwatch (sql.Open on a wrapped driver, or sql.OpenDB on a wrapped
+// connector). It records nothing until it is registered with [Register]
+// or until its Describe is called by a registry.
+func New(db *sql.DB) (*Collector, error) {
+	if db == nil {
+		return nil, ErrNotWatched
+	}
+	p, ok := db.Driver().(pool)
+	if !ok {
+		return nil, ErrNotWatched
+	}
+	rec, t := p.Recorder(), p.Tracker()
+	labels := prometheus.Labels{"db_name": t.DBName()}
+	desc := func(name, help string, varLabels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, varLabels, labels)
+	}
+	return &Collector{
+		rec:        rec,
+		tracker:    t,
+		dbstats:    collectors.NewDBStatsCollector(db, t.DBName()),
+		txOpen:     desc("sqlwatch_tx_open", "Transactions open now."),
+		txOldest:   desc("sqlwatch_tx_oldest_age_seconds", "Age of the oldest open transaction; 0 when none is open."),
+		connOut:    desc("sqlwatch_conn_checked_out", "Connections checked out of the pool now."),
+		connOldest: desc("sqlwatch_conn_oldest_checkout_seconds", "Age of the oldest checkout; 0 when none."),
+		leaks:      desc("sqlwatch_leaks_total", "Leak reports logged, by kind of resource.", "kind"),
+		poolAlerts: desc("sqlwatch_pool_wait_alerts_total", "Pool-wait alerts raised (mean wait over the limit, or a stalled pool)."),
+	}, nil
+}
+
+// Register registers the Collector of db with reg. Registering one pool
+// twice, or two pools with the same db_name, on one registry returns an
+// error wrapping [ErrAlreadyRegistered].
+func Register(reg prometheus.Registerer, db *sql.DB) error {
+	if reg == nil {
+		return ErrNilRegisterer
+	}
+	c, err := New(db)
+	if err != nil {
+		return err
+	}
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("%w: db_name %q on this registry (name pools apart with driver.WithDBName): %v",
+			ErrAlreadyRegistered, c.tracker.DBName(), err)
+	}
+	return nil
+}
+
+// Describe sends the descriptors of every metric, and turns the pool's
+// hot-path recording on.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	c.rec.on.Store(true)
+	c.rec.stmt.Describe(ch)
+	c.rec.tx.Describe(ch)
+	c.rec.connHold.Describe(ch)
+	c.rec.errors.Describe(ch)
+	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts} {
+		ch <- d
+	}
+	c.dbstats.Describe(ch)
+}
+
+// Collect computes the gauges from the tracker at scrape time.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.rec.on.Store(true)
+	c.rec.stmt.Collect(ch)
+	c.rec.tx.Collect(ch)
+	c.rec.connHold.Collect(ch)
+	c.rec.errors.Collect(ch)
+
+	txN, txAge := c.tracker.Oldest(leak.KindTx)
+	connN, connAge := c.tracker.Oldest(leak.KindConn)
+	ch <- prometheus.MustNewConstMetric(c.txOpen, prometheus.GaugeValue, float64(txN))
+	ch <- prometheus.MustNewConstMetric(c.txOldest, prometheus.GaugeValue, txAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.connOut, prometheus.GaugeValue, float64(connN))
+	ch <- prometheus.MustNewConstMetric(c.connOldest, prometheus.GaugeValue, connAge.Seconds())
+	st := c.tracker.Stats()
+	for _, k := range leak.Kinds {
+		ch <- prometheus.MustNewConstMetric(c.leaks, prometheus.CounterValue, float64(st.ReportedByKind[k]), k.String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.poolAlerts, prometheus.CounterValue, float64(st.PoolAlerts))
+	c.dbstats.Collect(ch)
+}

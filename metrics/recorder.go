@@ -1,0 +1,185 @@
+// Package metrics exports Prometheus metrics for pools opened through
+// sqlwatch: open and oldest transactions and checkouts, their durations,
+// statement latencies, errors by cause, leak reports and pool-wait alerts,
+// next to client_golang's own go_sql_* pool statistics.
+//
+// Wire a pool to a registry with [Register]:
+//
+//	db, _ := sql.Open("mysql+watch", dsn)
+//	if err := metrics.Register(prometheus.DefaultRegisterer, db); err != nil { ... }
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// Every series carries a constant db_name label, the pool's name (see
+// driver.WithDBName). No label ever carries SQL text, a DSN or an
+// unbounded value.
+//
+// The driver records into a pool's [Recorder] only once a collector for
+// the pool is registered; before that the hot path pays one atomic load.
+package metrics
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Op is a driver operation, the op label of sqlwatch_statement_duration_seconds
+// and sqlwatch_errors_total.
+type Op uint8
+
+// The operations.
+const (
+	OpExec Op = iota
+	OpQuery
+	OpPrepare
+	OpBegin
+	OpCommit
+	OpRollback
+	numOps
+)
+
+var opNames = [numOps]string{"exec", "query", "prepare", "begin", "commit", "rollback"}
+
+// String returns the op label value.
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return "unknown"
+}
+
+// Buckets, in seconds. Statements: from half a millisecond to a minute.
+// Transactions and checkouts: from a millisecond to ten minutes, since the
+// long ones are the point.
+var (
+	StatementBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	HoldBuckets      = []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 120, 300, 600}
+)
+
+// Recorder holds the hot-path metrics of one pool. The driver creates one
+// per pool; all methods are safe for concurrent use and take no lock.
+type Recorder struct {
+	dbName string
+	on     atomic.Bool
+
+	stmt      *prometheus.HistogramVec
+	stmtObs   [numOps]prometheus.Observer
+	tx        *prometheus.HistogramVec
+	txObs     [3]prometheus.Observer
+	connHold  prometheus.Histogram
+	errors    *prometheus.CounterVec
+	errorsHot [numOps][numClasses]prometheus.Counter
+}
+
+// TxOutcome is the outcome label of sqlwatch_tx_duration_seconds.
+type TxOutcome uint8
+
+// The outcomes.
+const (
+	TxCommit TxOutcome = iota
+	TxRollback
+	TxError
+)
+
+// NewRecorder returns the Recorder of a pool named dbName.
+func NewRecorder(dbName string) *Recorder {
+	labels := prometheus.Labels{"db_name": dbName}
+	r := &Recorder{
+		dbName: dbName,
+		stmt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "sqlwatch_statement_duration_seconds",
+			Help:        "Duration of driver operations, by operation.",
+			ConstLabels: labels,
+			Buckets:     StatementBuckets,
+		}, []string{"op"}),
+		tx: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:        "sqlwatch_tx_duration_seconds",
+			Help:        "Duration of transactions from begin to commit or rollback, by outcome.",
+			ConstLabels: labels,
+			Buckets:     HoldBuckets,
+		}, []string{"outcome"}),
+		connHold: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "sqlwatch_conn_hold_seconds",
+			Help:        "How long connections stayed checked out of the pool.",
+			ConstLabels: labels,
+			Buckets:     HoldBuckets,
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "sqlwatch_errors_total",
+			Help:        "Errors returned by the driver, by operation and class.",
+			ConstLabels: labels,
+		}, []string{"op", "class"}),
+	}
+	for op := range numOps {
+		r.stmtObs[op] = r.stmt.WithLabelValues(op.String())
+		for c := range numClasses {
+			r.errorsHot[op][c] = r.errors.WithLabelValues(op.String(), c.String())
+		}
+	}
+	for i, o := range []string{"commit", "rollback", "error"} {
+		r.txObs[i] = r.tx.WithLabelValues(o)
+	}
+	return r
+}
+
+// Enabled reports whether a collector for the pool is registered; the
+// driver skips timing otherwise.
+func (r *Recorder) Enabled() bool { return r != nil && r.on.Load() }
+
+// Done records an operation that started at start and returned err.
+// Cancellations are errors too; driver.ErrSkip is not (database/sql
+// retries another way) and is not recorded.
+func (r *Recorder) Done(op Op, start time.Time, err error) {
+	if err == driver.ErrSkip {
+		return
+	}
+	r.stmtObs[op].Observe(time.Since(start).Seconds())
+	if err != nil {
+		r.errorsHot[op][Classify(err)].Inc()
+	}
+}
+
+// TxEnded records a transaction that lasted d.
+func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.txObs[o].Observe(d.Seconds()) }
+
+// ConnReturned records a checkout that lasted d.
+func (r *Recorder) ConnReturned(d time.Duration) { r.connHold.Observe(d.Seconds()) }
+
+// Class is an error class, the class label of sqlwatch_errors_total.
+type Class uint8
+
+// The error classes.
+const (
+	ClassOther Class = iota
+	ClassBadConn
+	ClassCanceled
+	ClassTimeout
+	numClasses
+)
+
+var classNames = [numClasses]string{"other", "bad_conn", "canceled", "timeout"}
+
+// String returns the class label value.
+func (c Class) String() string {
+	if c < numClasses {
+		return classNames[c]
+	}
+	return "other"
+}
+
+// Classify sorts an error into a Class.
+func Classify(err error) Class {
+	switch {
+	case errors.Is(err, driver.ErrBadConn):
+		return ClassBadConn
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
+	}
+	return ClassOther
+}
