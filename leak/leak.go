@@ -120,12 +120,12 @@ type Report struct {
 
 // Stats counts what a Tracker did, for tests and metrics.
 type Stats struct {
-	Reported   int64 // leak reports logged
+	Reported int64 // leak reports logged
 	// ReportedByKind splits Reported by Kind (index with a Kind).
 	ReportedByKind [numKinds]int64
 	PoolAlerts     int64 // pool-wait alerts raised by a Monitor
-	Released   int64 // release lines logged
-	Suppressed int64 // leak reports dropped by the rate limit
-	Dropped    int64 // release lines dropped because the queue was full
-	Panics     int64 // panics recovered from callbacks, loggers or sqlwatch itself
+	Released       int64 // release lines logged
+	Suppressed     int64 // leak reports dropped by the rate limit
+	Dropped        int64 // release lines dropped because the queue was full
+	Panics         int64 // panics recovered from callbacks, loggers or sqlwatch itself
 }

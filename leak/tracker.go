@@ -81,7 +81,7 @@ type Tracker struct {
 	suppressed int64
 
 	reported, released, suppressedTotal, dropped, panics, poolAlerts atomic.Int64
-	reportedByKind                                               [numKinds]atomic.Int64
+	reportedByKind                                                   [numKinds]atomic.Int64
 }
 
 const numShards = 32
