@@ -282,6 +282,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1), held: c.res}
 	c.res.Cover()
+	c.res.SetInTx(true)
 	c.tx = t
 	return t, nil
 }

@@ -65,6 +65,7 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 		}
 		t.c.p.rec.TxEnded(o, time.Since(t.res.Start()))
 	}
+	t.held.SetInTx(false)
 	t.held.Uncover()
 	t.held = nil
 	t.c.p.tracker.Close(t.res)

@@ -113,6 +113,9 @@ type Report struct {
 	// LastQuery is the SQL text of the last statement of a tx or conn,
 	// or the query of rows and stmt, truncated; never argument values.
 	LastQuery string
+	// Goroutine is the id of the goroutine that opened the resource, as
+	// goroutine dumps print it.
+	Goroutine int64
 	// Suppressed counts the leak reports dropped by the rate limit since
 	// the previous report was logged.
 	Suppressed int64

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -111,6 +112,9 @@ type Resource struct {
 	reported   bool
 	suppressed bool
 
+	goid int64       // the goroutine that opened it
+	inTx atomic.Bool // a conn held by an open tx
+
 	// covered counts the tracked resources (tx, rows) that hold this one
 	// (a conn) and report for themselves; see Cover.
 	covered atomic.Int32
@@ -197,7 +201,7 @@ func (t *Tracker) Threshold(k Kind) time.Duration {
 // 0 meaning the caller of Open. It does not allocate beyond the Resource
 // itself and takes only one shard's lock.
 func (t *Tracker) Open(k Kind, skip int) *Resource {
-	r := &Resource{kind: k, start: t.cfg.Now(), limit: int32(t.cfg.QueryLimit)}
+	r := &Resource{kind: k, start: t.cfg.Now(), limit: int32(t.cfg.QueryLimit), goid: goid.Get()}
 	r.stack.Capture(skip + 1)
 	t.insert(r)
 	return r
@@ -211,7 +215,7 @@ func (t *Tracker) OpenLike(k Kind, like *Resource, skip int) *Resource {
 	if like == nil {
 		return t.Open(k, skip+1)
 	}
-	r := &Resource{kind: k, start: like.start, stack: like.stack, limit: int32(t.cfg.QueryLimit)}
+	r := &Resource{kind: k, start: like.start, stack: like.stack, limit: int32(t.cfg.QueryLimit), goid: like.goid}
 	t.insert(r)
 	return r
 }
@@ -300,6 +304,17 @@ func (r *Resource) Cover() {
 		r.covered.Add(1)
 	}
 }
+
+// SetInTx records whether r (a conn) is held by an open transaction; pool
+// alerts show it. Nil-safe.
+func (r *Resource) SetInTx(v bool) {
+	if r != nil {
+		r.inTx.Store(v)
+	}
+}
+
+// Goroutine returns the id of the goroutine that opened r.
+func (r *Resource) Goroutine() int64 { return r.goid }
 
 // Uncover undoes one Cover.
 func (r *Resource) Uncover() {
@@ -442,6 +457,8 @@ type snapshot struct {
 	statements int64
 	lastQuery  string
 	suppressed int64
+	goid       int64
+	inTx       bool
 }
 
 // collect copies the resources for which pick returns true; pick runs
@@ -456,7 +473,8 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 				continue
 			}
 			n, q := r.statementInfo()
-			out = append(out, snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q})
+			out = append(out, snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q,
+				goid: r.goid, inTx: r.inTx.Load()})
 		}
 		s.mu.Unlock()
 	}
@@ -473,6 +491,7 @@ func (t *Tracker) describe(s *snapshot, now time.Time) Report {
 		Statements: s.statements,
 		LastQuery:  s.lastQuery,
 		Suppressed: s.suppressed,
+		Goroutine:  s.goid,
 	}
 	t.resolve(&rep, &s.stack)
 	return rep

@@ -111,6 +111,7 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 		slog.String("origin", rep.Origin),
 		slog.String("func", rep.Func),
 		slog.Any("stack", frameStrings(rep.Stack)),
+		slog.Int64("goroutine", rep.Goroutine),
 	}
 	if rep.Kind == KindTx || rep.Kind == KindConn {
 		attrs = append(attrs, slog.Int64("statements", rep.Statements))

@@ -1,0 +1,419 @@
+package leak
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/stack"
+)
+
+// Monitor defaults; see [MonitorConfig].
+const (
+	DefaultMonitorInterval = time.Second
+	DefaultWaitLimit       = time.Second
+	DefaultAlertGap        = time.Minute
+)
+
+// ErrNotWatched is returned by [NewMonitor] for a *sql.DB that was not
+// opened through sqlwatch.
+var ErrNotWatched = errors.New("sqlwatch: the *sql.DB was not opened through sqlwatch")
+
+// MonitorConfig configures a [Monitor]. Zero fields take their defaults.
+type MonitorConfig struct {
+	// Interval between polls of DB.Stats. Default DefaultMonitorInterval.
+	Interval time.Duration
+	// WaitLimit is the mean wait above which an alert is raised, and how
+	// long a saturated pool may go without returning a connection before
+	// it counts as stalled. Default DefaultWaitLimit.
+	WaitLimit time.Duration
+	// AlertGap is the least time between two alerts of one pool; an
+	// episode that starts sooner is not alerted. Default
+	// DefaultAlertGap.
+	AlertGap time.Duration
+	// Logger receives alerts and recoveries. Default: the pool's logger.
+	Logger *slog.Logger
+	// OnAlert, when set, receives every alert and recovery as a value.
+	// A panic in it is recovered and counted.
+	OnAlert func(PoolAlert)
+
+	// For tests: the stats source (default db.Stats), the clock (default
+	// the tracker's) and the goroutine dump (default runtime.Stack of all
+	// goroutines).
+	Stats      func() sql.DBStats
+	Now        func() time.Time
+	Goroutines func() []byte
+}
+
+// PoolAlert is a pool-wait alert, or (Recovered) the end of one.
+type PoolAlert struct {
+	Recovered bool
+	DBName    string
+	// Reason is "wait" (the mean wait of recent acquisitions exceeded
+	// the limit) or "stall" (all connections in use, goroutines waiting,
+	// none returned for longer than the limit).
+	Reason    string
+	WaitLimit time.Duration
+	MeanWait  time.Duration // mean wait of the acquisitions of the last interval
+	// SinceReturn is how long no connection has been returned.
+	SinceReturn time.Duration
+	Duration    time.Duration // for a recovery, how long the episode lasted
+	Stats       sql.DBStats
+	Holders     []Holder // oldest first
+	Waiters     []Waiter
+	// SelfDeadlock is true when a waiting goroutine itself holds a
+	// connection of the same pool: it waits for itself.
+	SelfDeadlock bool
+}
+
+// Holder is one checked-out connection.
+type Holder struct {
+	Age       time.Duration `json:"-"`
+	AgeText   string        `json:"age"`
+	Origin    string        `json:"origin"`
+	Func      string        `json:"func"`
+	InTx      bool          `json:"in_tx"`
+	LastQuery string        `json:"last_query"`
+	Goroutine int64         `json:"goroutine"`
+}
+
+// Waiter is one goroutine waiting for a connection of the pool (or of
+// another pool of the process: database/sql's stack does not say which).
+type Waiter struct {
+	Goroutine int64    `json:"goroutine"`
+	State     string   `json:"state"` // as the goroutine dump prints it, e.g. "select, 2 minutes"
+	Origin    string   `json:"origin"`
+	Func      string   `json:"func"`
+	Stack     []string `json:"stack"`
+	// Holds is true when this goroutine holds a connection of the pool.
+	Holds bool `json:"holds_conn"`
+}
+
+// Monitor polls a pool's statistics and raises an alert when acquiring a
+// connection takes too long or the pool stalls. Create it with
+// [NewMonitor]; Stop it before or with the pool.
+type Monitor struct {
+	t    *Tracker
+	cfg  MonitorConfig
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	// poll state, owned by the polling goroutine (or Check's caller)
+	prev       sql.DBStats
+	havePrev   bool
+	inEpisode  bool
+	episodeAt  time.Time
+	lastAlert  time.Time
+	lastReturn time.Time
+	waitBase   int64 // WaitCount when a return was last seen
+}
+
+// NewMonitor starts monitoring db, which must have been opened through
+// sqlwatch. Negative durations are an error wrapping ErrInvalidConfig.
+func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
+	if db == nil {
+		return nil, ErrNotWatched
+	}
+	p, ok := db.Driver().(interface{ Tracker() *Tracker })
+	if !ok {
+		return nil, ErrNotWatched
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = db.Stats
+	}
+	m, err := newMonitor(p.Tracker(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	go m.run()
+	return m, nil
+}
+
+func newMonitor(t *Tracker, cfg MonitorConfig) (*Monitor, error) {
+	if cfg.Interval < 0 || cfg.WaitLimit < 0 || cfg.AlertGap < 0 {
+		return nil, fmt.Errorf("%w: negative monitor interval, wait limit or alert gap", ErrInvalidConfig)
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultMonitorInterval
+	}
+	if cfg.WaitLimit == 0 {
+		cfg.WaitLimit = DefaultWaitLimit
+	}
+	if cfg.AlertGap == 0 {
+		cfg.AlertGap = DefaultAlertGap
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = t.cfg.Logger
+	}
+	if cfg.Now == nil {
+		cfg.Now = t.cfg.Now
+	}
+	if cfg.Goroutines == nil {
+		cfg.Goroutines = allGoroutines
+	}
+	return &Monitor{t: t, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Stop stops the monitor and waits for it. Idempotent.
+func (m *Monitor) Stop() {
+	m.once.Do(func() {
+		close(m.stop)
+		<-m.done
+	})
+}
+
+func (m *Monitor) run() {
+	defer close(m.done)
+	tick := time.NewTicker(m.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.Check()
+		}
+	}
+}
+
+// Check polls once. The monitor calls it on its interval; tests call it
+// with injected stats and clock. It must not run concurrently with
+// itself.
+func (m *Monitor) Check() {
+	defer m.t.recoverPanic()
+	now := m.cfg.Now()
+	s := m.cfg.Stats()
+	if last := m.t.lastReturn(); last.After(m.lastReturn) || !m.havePrev {
+		if last.After(m.lastReturn) {
+			m.lastReturn = last
+		}
+		m.waitBase = s.WaitCount
+	}
+	if m.lastReturn.IsZero() {
+		m.lastReturn = now
+	}
+	if !m.havePrev {
+		m.prev, m.havePrev = s, true
+		return
+	}
+	dCount := s.WaitCount - m.prev.WaitCount
+	dDur := s.WaitDuration - m.prev.WaitDuration
+	m.prev = s
+	var mean time.Duration
+	if dDur > 0 {
+		mean = dDur / time.Duration(max(dCount, 1))
+	}
+	sinceReturn := now.Sub(m.lastReturn)
+	stalled := s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections &&
+		s.WaitCount > m.waitBase && sinceReturn > m.cfg.WaitLimit
+	waiting := mean > m.cfg.WaitLimit
+
+	switch {
+	case (stalled || waiting) && !m.inEpisode:
+		m.inEpisode, m.episodeAt = true, now
+		if !m.lastAlert.IsZero() && now.Sub(m.lastAlert) < m.cfg.AlertGap {
+			return
+		}
+		m.lastAlert = now
+		reason := "wait"
+		if stalled {
+			reason = "stall"
+		}
+		m.alert(PoolAlert{DBName: m.t.cfg.DBName, Reason: reason, WaitLimit: m.cfg.WaitLimit,
+			MeanWait: mean, SinceReturn: sinceReturn, Stats: s})
+	case !stalled && !waiting && m.inEpisode && (s.InUse < s.MaxOpenConnections || s.MaxOpenConnections == 0 || dCount == 0):
+		m.inEpisode = false
+		m.recovered(PoolAlert{Recovered: true, DBName: m.t.cfg.DBName, Duration: now.Sub(m.episodeAt), Stats: s})
+	}
+}
+
+func (m *Monitor) alert(a PoolAlert) {
+	m.t.poolAlerts.Add(1)
+	a.Holders = m.holders()
+	a.Waiters = m.waiters()
+	held := map[int64]bool{}
+	for _, h := range a.Holders {
+		if h.Goroutine != 0 {
+			held[h.Goroutine] = true
+		}
+	}
+	for i := range a.Waiters {
+		if held[a.Waiters[i].Goroutine] {
+			a.Waiters[i].Holds = true
+			a.SelfDeadlock = true
+		}
+	}
+	s := a.Stats
+	var msg string
+	if a.Reason == "stall" {
+		msg = fmt.Sprintf("sqlwatch: pool stalled: %d/%d connections in use, %d goroutines waiting, none returned for %s",
+			s.InUse, s.MaxOpenConnections, len(a.Waiters), round(a.SinceReturn))
+	} else {
+		msg = fmt.Sprintf("sqlwatch: pool waits average %s (limit %s), %d/%d connections in use",
+			round(a.MeanWait), a.WaitLimit, s.InUse, s.MaxOpenConnections)
+	}
+	if len(a.Holders) > 0 {
+		msg += "; oldest holder " + a.Holders[0].Origin
+	}
+	if a.SelfDeadlock {
+		msg += "; SELF-DEADLOCK: a goroutine waits for a connection while holding one of the same pool"
+	}
+	m.log(slog.LevelWarn, msg, []slog.Attr{
+		slog.String("kind", "pool_wait"),
+		slog.String("db_name", a.DBName),
+		slog.String("reason", a.Reason),
+		slog.Int("in_use", s.InUse),
+		slog.Int("max_open", s.MaxOpenConnections),
+		slog.Int64("wait_count", s.WaitCount),
+		slog.String("mean_wait", round(a.MeanWait).String()),
+		slog.String("since_return", round(a.SinceReturn).String()),
+		slog.Any("holders", a.Holders),
+		slog.Any("waiters", a.Waiters),
+		slog.Bool("self_deadlock", a.SelfDeadlock),
+	})
+	m.callback(a)
+}
+
+func (m *Monitor) recovered(a PoolAlert) {
+	msg := fmt.Sprintf("sqlwatch: pool recovered after %s, %d/%d connections in use", round(a.Duration), a.Stats.InUse, a.Stats.MaxOpenConnections)
+	m.log(slog.LevelInfo, msg, []slog.Attr{
+		slog.String("kind", "pool_wait"),
+		slog.String("db_name", a.DBName),
+		slog.String("duration", round(a.Duration).String()),
+	})
+	m.callback(a)
+}
+
+func (m *Monitor) log(level slog.Level, msg string, attrs []slog.Attr) {
+	defer m.t.recoverPanic()
+	m.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+func (m *Monitor) callback(a PoolAlert) {
+	if m.cfg.OnAlert == nil {
+		return
+	}
+	defer m.t.recoverPanic()
+	m.cfg.OnAlert(a)
+}
+
+// holders lists the checked-out conns, oldest first.
+func (m *Monitor) holders() []Holder {
+	now := m.cfg.Now()
+	snaps := m.t.collect(func(r *Resource) bool { return r.kind == KindConn })
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
+	out := make([]Holder, 0, len(snaps))
+	for i := range snaps {
+		rep := m.t.describe(&snaps[i], now)
+		out = append(out, Holder{
+			Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
+			InTx: snaps[i].inTx, LastQuery: rep.LastQuery, Goroutine: snaps[i].goid,
+		})
+	}
+	return out
+}
+
+// waiters finds, in a dump of all goroutines, those blocked in
+// database/sql's connection request.
+func (m *Monitor) waiters() []Waiter {
+	var out []Waiter
+	for _, g := range parseGoroutines(m.cfg.Goroutines()) {
+		waiting := false
+		for _, f := range g.frames {
+			if f.Function == "database/sql.(*DB).conn" {
+				waiting = true
+				break
+			}
+		}
+		if !waiting || !strings.HasPrefix(g.state, "select") {
+			continue
+		}
+		w := Waiter{Goroutine: g.id, State: g.state}
+		origin, app, ok := m.t.cfg.Filter.Split(g.frames)
+		if ok {
+			w.Origin, w.Func = origin.Location(), origin.Function
+		} else {
+			w.Origin = "unknown"
+		}
+		w.Stack = frameStrings(app)
+		out = append(out, w)
+	}
+	return out
+}
+
+func allGoroutines() []byte {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		if len(buf) >= 64<<20 {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+type goroutine struct {
+	id     int64
+	state  string
+	frames []stack.Frame
+}
+
+// parseGoroutines reads runtime.Stack(buf, true) output:
+//
+//	goroutine 7 [select, 2 minutes]:
+//	database/sql.(*DB).conn(0xc000, {0x1, 0x2}, 0x1)
+//		/usr/local/go/src/database/sql/sql.go:1365 +0x5a5
+//	...
+func parseGoroutines(dump []byte) []goroutine {
+	var out []goroutine
+	for _, block := range bytes.Split(dump, []byte("\n\n")) {
+		lines := strings.Split(strings.TrimSpace(string(block)), "\n")
+		if len(lines) == 0 || !strings.HasPrefix(lines[0], "goroutine ") {
+			continue
+		}
+		head := strings.TrimPrefix(lines[0], "goroutine ")
+		idText, rest, _ := strings.Cut(head, " ")
+		id, err := strconv.ParseInt(idText, 10, 64)
+		if err != nil {
+			continue
+		}
+		g := goroutine{id: id}
+		if i, j := strings.IndexByte(rest, '['), strings.LastIndexByte(rest, ']'); i >= 0 && j > i {
+			g.state = rest[i+1 : j]
+		}
+		for k := 1; k+1 < len(lines); k += 2 {
+			fn := lines[k]
+			if strings.HasPrefix(fn, "created by ") {
+				break
+			}
+			if p := strings.LastIndexByte(fn, '('); p > 0 {
+				fn = fn[:p]
+			}
+			loc := strings.TrimSpace(lines[k+1])
+			if sp := strings.LastIndexByte(loc, ' '); sp > 0 {
+				loc = loc[:sp]
+			}
+			file, lineText, _ := strings.Cut(loc, ":")
+			if c := strings.LastIndexByte(loc, ':'); c > 0 {
+				file, lineText = loc[:c], loc[c+1:]
+			}
+			line, _ := strconv.Atoi(lineText)
+			g.frames = append(g.frames, stack.Frame{Function: fn, File: file, Line: line})
+		}
+		out = append(out, g)
+	}
+	return out
+}
