@@ -40,6 +40,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /orders", s.createOrder) // scenario txleak
 	mux.HandleFunc("GET /report", s.report)       // scenario connleak
 	mux.HandleFunc("GET /export", s.export)       // scenario rowsleak
+	mux.HandleFunc("GET /stock", s.checkStock)    // scenario stall
 	return mux
 }
 
@@ -117,6 +118,34 @@ func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, item{ID: id, Name: label})
+}
+
+// checkStock serves GET /stock?item=NAME: how many of an item there are,
+// read in a transaction so that the figures agree with each other.
+//
+// BUG (scenario stall): an item that does not exist answers 404 without
+// ending the transaction, which keeps its connection for good; a pool
+// with few connections soon has none left, and every request waits.
+func (s *server) checkStock(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("item")
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.dialect != "sqlite"})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM sqlwatch_items WHERE name = ?"), name).Scan(&n); err != nil {
+		tx.Rollback()
+		s.fail(w, err)
+		return
+	}
+	if n == 0 {
+		http.Error(w, "no such item", http.StatusNotFound)
+		return // BUG: no tx.Rollback()
+	}
+	tx.Commit()
+	writeJSON(w, http.StatusOK, map[string]int{"count": n})
 }
 
 // report serves GET /report?period=day|week: a count of the items, run on

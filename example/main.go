@@ -89,8 +89,12 @@ import (
 	_ "github.com/lib/pq"
 	_ "modernc.org/sqlite"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -123,6 +127,7 @@ type config struct {
 	threshold time.Duration
 	scenario  string
 	serve     bool
+	waitLimit time.Duration
 }
 
 // parseFlags parses args; a non-negative code means exit with it.
@@ -134,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, code int) {
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address; port 0 picks a free port")
 	fs.DurationVar(&cfg.threshold, "leak-threshold", 2*time.Second, "report a tx, conn, rows or stmt open longer than this")
 	fs.StringVar(&cfg.scenario, "scenario", "", "run one leak scenario, print its report and exit 0 if it named handlers.go")
+	fs.DurationVar(&cfg.waitLimit, "wait-limit", time.Second, "raise a pool alert when waits for a connection exceed this")
 	fs.BoolVar(&cfg.serve, "serve", false, "keep serving after -scenario; without -scenario, serve without demo traffic")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./example [flags]\n\nflags:\n")
@@ -157,6 +163,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, code int) {
 	db, ok := databases[cfg.driver]
 	if !ok {
 		return usageError("unknown driver %q (want sqlite, mysql, postgres or pgx)", cfg.driver)
+	}
+	if cfg.waitLimit <= 0 {
+		return usageError("-wait-limit %v: must be positive", cfg.waitLimit)
 	}
 	if cfg.threshold <= 0 {
 		return usageError("-leak-threshold %v: must be positive", cfg.threshold)
@@ -220,6 +229,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fatal("%v", err)
 	}
 	defer db.Close()
+	var sc scenario
+	if cfg.scenario != "" {
+		sc, _ = findScenario(cfg.scenario)
+		if sc.maxOpen > 0 {
+			db.SetMaxOpenConns(sc.maxOpen)
+		}
+	}
+
+	// Watch the pool: an alert when waits for a connection exceed the
+	// limit or the pool stalls, listing who holds it and who waits.
+	alerts := make(chan leak.PoolAlert, 16)
+	mon, err := leak.NewMonitor(db, leak.MonitorConfig{
+		Interval:  200 * time.Millisecond,
+		WaitLimit: cfg.waitLimit,
+		Logger:    logger,
+		OnAlert: func(a leak.PoolAlert) {
+			select {
+			case alerts <- a:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fatal("%v", err)
+	}
+	defer mon.Stop()
+
+	// Metrics for Prometheus, on a registry of our own.
+	reg := prometheus.NewRegistry()
+	if err := metrics.Register(reg, db); err != nil {
+		return fatal("%v", err)
+	}
 
 	// Serve.
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -227,8 +268,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fatal("%v", err)
 	}
 	s := &server{db: db, dialect: dbinfo.dialect, log: logger}
+	mux := http.NewServeMux()
+	mux.Handle("/", s.routes())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
 	srv := &http.Server{
-		Handler:           s.routes(),
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
 	}
@@ -242,14 +286,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	base := "http://" + ln.Addr().String()
 	logger.Info("example: listening", "addr", base, "driver", cfg.driver, "db", driver.TrackerOf(db).DBName(), "leak_threshold", cfg.threshold.String())
 
-	c := &client{base: base, hc: &http.Client{Timeout: 10 * time.Second}}
+	c := &client{base: base, hc: &http.Client{Timeout: 60 * time.Second}}
 	defer c.hc.CloseIdleConnections()
+	// Requests a scenario leaves waiting end with it.
+	sctx, cancelScenario := context.WithCancel(ctx)
+	defer cancelScenario()
 
 	code = 0
 	switch {
 	case cfg.scenario != "":
-		sc, _ := findScenario(cfg.scenario)
-		code = runScenario(ctx, sc, c, reports, cfg.threshold, stdout, stderr)
+		if sc.alert {
+			code = runAlertScenario(sctx, sc, c, alerts, cfg.waitLimit, stdout, stderr)
+		} else {
+			code = runScenario(sctx, sc, c, reports, cfg.threshold, stdout, stderr)
+		}
 		if !cfg.serve {
 			return code
 		}
@@ -328,6 +378,9 @@ func demo(ctx context.Context, c *client, logger *slog.Logger) error {
 		}
 	}
 	for _, sc := range scenarios {
+		if sc.alert {
+			continue // needs a pool of its own size: run it with -scenario
+		}
 		logger.Info("example: demo scenario", "scenario", sc.name, "expect", sc.kind.String(), "description", sc.description)
 		if err := sc.run(ctx, c); err != nil {
 			return fmt.Errorf("scenario %s: %w", sc.name, err)
@@ -372,6 +425,53 @@ func runScenario(ctx context.Context, sc scenario, c *client, reports <-chan lea
 			fmt.Fprintf(stderr, "example: scenario %s: interrupted\n", sc.name)
 			return 1
 		}
+	}
+}
+
+// runAlertScenario drives sc and waits for a pool alert whose holders are
+// all in handlers.go; it prints the alert on stdout.
+func runAlertScenario(ctx context.Context, sc scenario, c *client, alerts <-chan leak.PoolAlert, limit time.Duration, stdout, stderr io.Writer) int {
+	if err := sc.run(ctx, c); err != nil {
+		fmt.Fprintf(stderr, "example: scenario %s: %v\n", sc.name, err)
+		return 1
+	}
+	wait := 3*limit + 5*time.Second
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
+		select {
+		case a := <-alerts:
+			if a.Recovered {
+				continue
+			}
+			json.NewEncoder(stdout).Encode(alertJSON(a))
+			ok := len(a.Holders) >= sc.maxOpen && len(a.Waiters) > 0
+			for _, h := range a.Holders {
+				ok = ok && strings.HasPrefix(h.Origin, shortPath(handlersFile)+":")
+			}
+			if !ok {
+				fmt.Fprintf(stderr, "example: scenario %s: the alert does not list %d holders in %s and a waiter\n",
+					sc.name, sc.maxOpen, shortPath(handlersFile))
+				return 1
+			}
+			return 0
+		case <-timeout.C:
+			fmt.Fprintf(stderr, "example: scenario %s: no pool alert within %v\n", sc.name, wait)
+			return 1
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "example: scenario %s: interrupted\n", sc.name)
+			return 1
+		}
+	}
+}
+
+// alertJSON is the alert as -scenario prints it.
+func alertJSON(a leak.PoolAlert) map[string]any {
+	return map[string]any{
+		"kind": "pool_wait", "db_name": a.DBName, "reason": a.Reason,
+		"in_use": a.Stats.InUse, "max_open": a.Stats.MaxOpenConnections, "wait_count": a.Stats.WaitCount,
+		"since_return": a.SinceReturn.Round(time.Millisecond).String(),
+		"holders":      a.Holders, "waiters": a.Waiters, "self_deadlock": a.SelfDeadlock,
 	}
 }
 

@@ -21,6 +21,10 @@ func testScenario(t *testing.T, sc scenario, extra ...string) {
 	if code != 0 {
 		t.Fatalf("run %q = %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, stdout.String(), stderr.String())
 	}
+	if sc.alert {
+		checkAlert(t, sc, stdout.Bytes())
+		return
+	}
 	var rep reportJSON
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not one JSON report: %v\n%s", err, stdout.String())
@@ -35,6 +39,33 @@ func testScenario(t *testing.T, sc scenario, extra ...string) {
 		t.Errorf("incomplete report: %+v", rep)
 	}
 	t.Logf("%s", bytes.TrimSpace(stdout.Bytes()))
+}
+
+// checkAlert checks a pool alert printed by an alert scenario.
+func checkAlert(t *testing.T, sc scenario, out []byte) {
+	t.Helper()
+	var a struct {
+		Kind, Reason string
+		InUse        int `json:"in_use"`
+		MaxOpen      int `json:"max_open"`
+		Holders      []struct{ Origin string }
+		Waiters      []struct{ Origin string }
+	}
+	if err := json.Unmarshal(out, &a); err != nil {
+		t.Fatalf("stdout is not one JSON alert: %v\n%s", err, out)
+	}
+	if a.Kind != "pool_wait" || a.Reason != "stall" || a.InUse != sc.maxOpen || a.MaxOpen != sc.maxOpen {
+		t.Errorf("alert: %+v", a)
+	}
+	if len(a.Holders) != sc.maxOpen || len(a.Waiters) == 0 {
+		t.Fatalf("alert lists %d holders and %d waiters; want %d and at least 1", len(a.Holders), len(a.Waiters), sc.maxOpen)
+	}
+	for _, h := range a.Holders {
+		if !strings.HasPrefix(h.Origin, "example/handlers.go:") {
+			t.Errorf("holder origin %q; want example/handlers.go:LINE", h.Origin)
+		}
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
 }
 
 func TestScenariosSQLite(t *testing.T) {
@@ -120,7 +151,13 @@ func TestDemo(t *testing.T) {
 
 	want := map[string]bool{} // "kind func" of each scenario's report
 	deadline := time.After(10 * time.Second)
-	for len(want) < len(scenarios) {
+	leaks := 0
+	for _, sc := range scenarios {
+		if !sc.alert {
+			leaks++
+		}
+	}
+	for len(want) < leaks {
 		select {
 		case code := <-done:
 			t.Fatalf("run returned %d before being interrupted\nstderr:\n%s", code, stderr.String())
@@ -134,7 +171,7 @@ func TestDemo(t *testing.T) {
 				continue
 			}
 			for _, sc := range scenarios {
-				if rec.Kind == sc.kind.String() && strings.HasPrefix(rec.Origin, "example/handlers.go:") {
+				if !sc.alert && rec.Kind == sc.kind.String() && strings.HasPrefix(rec.Origin, "example/handlers.go:") {
 					want[sc.name] = true
 				}
 			}

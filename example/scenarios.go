@@ -23,6 +23,13 @@ type scenario struct {
 	kind        leak.Kind // the report the scenario must produce
 	requests    []request // sent to the service one after the other
 
+	// alert, when true, means the scenario must produce a pool-wait
+	// alert (from leak.Monitor) listing holders in handlers.go, instead
+	// of a leak report of kind.
+	alert bool
+	// maxOpen, when positive, replaces the pool's MaxOpenConns.
+	maxOpen int
+
 	// drive, when set, replaces sending requests, for scenarios that need
 	// more than a sequence of requests (concurrent clients, a request
 	// left hanging, ...).
@@ -54,6 +61,25 @@ var scenarios = []scenario{
 		description: "GET /export with an unsupported format: the handler returns before rows.Close()",
 		kind:        leak.KindRows,
 		requests:    []request{{http.MethodGet, "/export?format=xml", http.StatusBadRequest}},
+	},
+	{
+		name:        "stall",
+		description: "MaxOpenConns(2): two GET /stock for a missing item leak a tx each, then GET /items waits for a connection; the pool alert names both holders",
+		alert:       true,
+		maxOpen:     2,
+		drive: func(ctx context.Context, c *client) error {
+			leakTx := request{http.MethodGet, "/stock?item=nonesuch", http.StatusNotFound}
+			for range 2 {
+				if err := c.do(ctx, leakTx); err != nil {
+					return err
+				}
+			}
+			// The third request blocks in database/sql, waiting for a
+			// connection that never comes back; it is left waiting until
+			// ctx ends.
+			go c.do(ctx, request{http.MethodGet, "/items", 0})
+			return nil
+		},
 	},
 }
 
@@ -90,7 +116,11 @@ func scenarioNames() []string {
 func scenarioHelp() string {
 	var b strings.Builder
 	for _, sc := range scenarios {
-		fmt.Fprintf(&b, "  %-10s %-5s %s\n", sc.name, sc.kind, sc.description)
+		what := sc.kind.String()
+		if sc.alert {
+			what = "pool"
+		}
+		fmt.Fprintf(&b, "  %-10s %-5s %s\n", sc.name, what, sc.description)
 	}
 	return b.String()
 }

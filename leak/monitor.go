@@ -95,7 +95,12 @@ type Waiter struct {
 	Func      string   `json:"func"`
 	Stack     []string `json:"stack"`
 	// Holds is true when this goroutine holds a connection of the pool.
+	// (A goroutine that opened a resource and moved on, such as a
+	// keep-alive HTTP server goroutine after a leaky request, still counts
+	// as its holder.)
 	Holds bool `json:"holds_conn"`
+
+	funcs map[string]bool // the functions on its stack
 }
 
 // Monitor polls a pool's statistics and raises an alert when acquiring a
@@ -116,6 +121,8 @@ type Monitor struct {
 	lastAlert  time.Time
 	lastReturn time.Time
 	waitBase   int64 // WaitCount when a return was last seen
+	lastDump   time.Time
+	reason     string // of the current episode
 }
 
 // NewMonitor starts monitoring db, which must have been opened through
@@ -214,21 +221,34 @@ func (m *Monitor) Check() {
 		mean = dDur / time.Duration(max(dCount, 1))
 	}
 	sinceReturn := now.Sub(m.lastReturn)
-	stalled := s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections &&
-		s.WaitCount > m.waitBase && sinceReturn > m.cfg.WaitLimit
+	// Stalled: saturated, nothing returned for longer than the limit, and
+	// someone waiting. WaitCount rising since the last return proves a
+	// waiter; failing that (the wait began before the monitor's first
+	// poll), a goroutine dump is read, at most once per limit.
+	stalled := false
+	if s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections && sinceReturn > m.cfg.WaitLimit && !m.inEpisode {
+		if s.WaitCount > m.waitBase {
+			stalled = true
+		} else if now.Sub(m.lastDump) >= m.cfg.WaitLimit {
+			m.lastDump = now
+			stalled = len(m.waiters()) > 0
+		}
+	} else if m.inEpisode && m.reason == "stall" {
+		stalled = s.InUse >= s.MaxOpenConnections && sinceReturn > m.cfg.WaitLimit
+	}
 	waiting := mean > m.cfg.WaitLimit
 
 	switch {
 	case (stalled || waiting) && !m.inEpisode:
-		m.inEpisode, m.episodeAt = true, now
-		if !m.lastAlert.IsZero() && now.Sub(m.lastAlert) < m.cfg.AlertGap {
-			return
-		}
-		m.lastAlert = now
 		reason := "wait"
 		if stalled {
 			reason = "stall"
 		}
+		m.inEpisode, m.episodeAt, m.reason = true, now, reason
+		if !m.lastAlert.IsZero() && now.Sub(m.lastAlert) < m.cfg.AlertGap {
+			return
+		}
+		m.lastAlert = now
 		m.alert(PoolAlert{DBName: m.t.cfg.DBName, Reason: reason, WaitLimit: m.cfg.WaitLimit,
 			MeanWait: mean, SinceReturn: sinceReturn, Stats: s})
 	case !stalled && !waiting && m.inEpisode && (s.InUse < s.MaxOpenConnections || s.MaxOpenConnections == 0 || dCount == 0):
@@ -241,16 +261,19 @@ func (m *Monitor) alert(a PoolAlert) {
 	m.t.poolAlerts.Add(1)
 	a.Holders = m.holders()
 	a.Waiters = m.waiters()
-	held := map[int64]bool{}
-	for _, h := range a.Holders {
-		if h.Goroutine != 0 {
-			held[h.Goroutine] = true
-		}
-	}
+	// A self-deadlock: a waiter holds a conn of the pool, taken by a
+	// function that is still running on its stack (it began a tx, then
+	// used the pool instead of the tx).
 	for i := range a.Waiters {
-		if held[a.Waiters[i].Goroutine] {
-			a.Waiters[i].Holds = true
-			a.SelfDeadlock = true
+		w := &a.Waiters[i]
+		for _, h := range a.Holders {
+			if h.Goroutine == 0 || h.Goroutine != w.Goroutine {
+				continue
+			}
+			w.Holds = true
+			if w.funcs[h.Func] {
+				a.SelfDeadlock = true
+			}
 		}
 	}
 	s := a.Stats
@@ -338,7 +361,10 @@ func (m *Monitor) waiters() []Waiter {
 		if !waiting || !strings.HasPrefix(g.state, "select") {
 			continue
 		}
-		w := Waiter{Goroutine: g.id, State: g.state}
+		w := Waiter{Goroutine: g.id, State: g.state, funcs: map[string]bool{}}
+		for _, f := range g.frames {
+			w.funcs[f.Function] = true
+		}
 		origin, app, ok := m.t.cfg.Filter.Split(g.frames)
 		if ok {
 			w.Origin, w.Func = origin.Location(), origin.Function

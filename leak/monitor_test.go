@@ -30,7 +30,15 @@ func newTestMonitor(t *testing.T, f *fixture, st *scripted, dump string) (*Monit
 	return m, &alerts
 }
 
-func waiterDump(id int64) string {
+// waiterDump is a goroutine dump in which goroutine id waits for a
+// connection; with live, the function that opened the test's holders
+// (testing.tRunner, since frames of package leak are library frames) is
+// still on its stack.
+func waiterDump(id int64, live bool) string {
+	tail := ""
+	if live {
+		tail = "testing.tRunner(0xc000003340, 0x5a1e48)\n\t/usr/local/go/src/testing/testing.go:2036 +0xea\n"
+	}
 	return fmt.Sprintf(`goroutine 1 [running]:
 main.main()
 	/app/main.go:10 +0x1d
@@ -44,7 +52,7 @@ example.com/shop/orders.(*Handler).Create(0xc000010000, {0x9b1c40, 0xc000012345}
 	/home/dev/shop/orders/handler.go:57 +0x1a5
 net/http.HandlerFunc.ServeHTTP(0xc000014000?, {0x9b2a00?, 0xc0000e0000?}, 0xc000118000?)
 	/usr/local/go/src/net/http/server.go:2322 +0x29
-created by net/http.(*Server).Serve in goroutine 1
+%screated by net/http.(*Server).Serve in goroutine 1
 	/usr/local/go/src/net/http/server.go:3454 +0x485
 
 goroutine 99 [chan receive]:
@@ -52,7 +60,7 @@ database/sql.(*DB).connectionOpener(0xc0000f2000, {0x9b1c40, 0xc000012345})
 	/usr/local/go/src/database/sql/sql.go:1261 +0x65
 created by database/sql.OpenDB in goroutine 1
 	/usr/local/go/src/database/sql/sql.go:841 +0x130
-`, id)
+`, id, tail)
 }
 
 func TestMonitorStall(t *testing.T) {
@@ -64,7 +72,7 @@ func TestMonitorStall(t *testing.T) {
 	b := f.t.Open(KindConn, 0)
 	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2, InUse: 2}}
 	me := goid.Get() // the holders were opened by this goroutine
-	m, alerts := newTestMonitor(t, f, st, waiterDump(me))
+	m, alerts := newTestMonitor(t, f, st, waiterDump(me, true))
 
 	m.Check() // baseline
 	f.clock.add(500 * time.Millisecond)
@@ -91,7 +99,7 @@ func TestMonitorStall(t *testing.T) {
 	if w.Goroutine != me || w.Origin != "orders/handler.go:57" || w.State != "select, 2 minutes" || !w.Holds || !al.SelfDeadlock {
 		t.Errorf("waiter: %+v (self-deadlock %v)", w, al.SelfDeadlock)
 	}
-	if len(w.Stack) != 2 || !strings.HasPrefix(w.Stack[0], "example.com/shop/orders.(*Handler).Create") {
+	if len(w.Stack) != 3 || !strings.HasPrefix(w.Stack[0], "example.com/shop/orders.(*Handler).Create") {
 		t.Errorf("waiter stack: %q", w.Stack)
 	}
 	if f.t.Stats().PoolAlerts != 1 {
@@ -167,5 +175,24 @@ func TestMonitorConfigErrors(t *testing.T) {
 	}
 	if _, err := NewMonitor(nil, MonitorConfig{}); err != ErrNotWatched {
 		t.Errorf("nil db: got %v", err)
+	}
+}
+
+// TestMonitorNoSelfDeadlockAfterTheHolderReturned: a goroutine that leaked
+// a tx earlier (a keep-alive HTTP server goroutine) and now waits holds a
+// conn, but does not wait for itself.
+func TestMonitorNoSelfDeadlockAfterTheHolderReturned(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.t.Open(KindConn, 0)
+	st := &scripted{sql.DBStats{MaxOpenConnections: 1, OpenConnections: 1, InUse: 1, WaitCount: 1}}
+	m, alerts := newTestMonitor(t, f, st, waiterDump(goid.Get(), false))
+	m.Check()
+	f.clock.add(2 * time.Second)
+	m.Check()
+	if len(*alerts) != 1 {
+		t.Fatalf("got %d alerts; want 1 (a stall found through the goroutine dump)", len(*alerts))
+	}
+	if a := (*alerts)[0]; a.SelfDeadlock || !a.Waiters[0].Holds {
+		t.Errorf("got self-deadlock %v, holds %v; want false, true", a.SelfDeadlock, a.Waiters[0].Holds)
 	}
 }

@@ -47,11 +47,13 @@ import (
 const (
 	// scanWords is how many 8-byte words at the start of runtime.g are
 	// examined during calibration (320 bytes). The goid field sits at byte
-	// 152 in Go 1.26 and has been at 128..160 for a decade. The scan must
-	// stay inside the g allocation (448 bytes in Go 1.26 on 64-bit, never
-	// below ~370 since Go 1.9): reading past it could touch another heap
-	// object or an unmapped page, and under -race (which enables checkptr)
-	// the pointer arithmetic would make the runtime throw.
+	// 152 on 64-bit platforms in Go 1.26 (and, by the struct layout, in
+	// every release since Go 1.9). The scan must stay inside the g
+	// allocation (448 bytes in Go 1.26 on 64-bit, and comfortably above 320
+	// in every release): reading past it could touch another heap object or
+	// an unmapped page, and under -race (which enables checkptr) the pointer
+	// arithmetic makes the runtime throw "checkptr: pointer arithmetic
+	// result points to invalid allocation" (verified with a 512-byte scan).
 	scanWords = 40
 
 	// numSamples is the number of goroutines used for calibration.
