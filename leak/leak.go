@@ -93,6 +93,8 @@ type Report struct {
 	Kind     Kind
 	// DBName names the pool; it never holds a password.
 	DBName string
+	// Opened is when the resource was opened (on the tracker's clock).
+	Opened time.Time
 	// Age is how long the resource had been open when reported.
 	Age time.Duration
 	// Held is how long a released resource was open in all (Released only).

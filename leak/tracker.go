@@ -486,6 +486,7 @@ func (t *Tracker) describe(s *snapshot, now time.Time) Report {
 	rep := Report{
 		Kind:       s.kind,
 		DBName:     t.cfg.DBName,
+		Opened:     s.start,
 		Age:        now.Sub(s.start),
 		Threshold:  t.Threshold(s.kind),
 		Statements: s.statements,
