@@ -60,6 +60,12 @@ type conn struct {
 	res     *leak.Resource // the current checkout; nil while idle in the pool
 	tx      *tx            // the open transaction on this conn
 	discard bool           // make the next IsValid report false
+
+	stmts    int            // statements run in the current checkout
+	lastUsed time.Time      // when the last statement ended
+	openRows int            // rows open on this conn
+	rows     *leak.Resource // the latest of them
+	rowsGoid int64          // the goroutine that queried them
 }
 
 // sqlwatchConn is implemented by every conn type of this package.
@@ -126,7 +132,7 @@ type (
 )
 
 func newConn(ci driver.Conn, p *pool) driver.Conn {
-	c := &conn{inner: ci, p: p}
+	c := &conn{inner: ci, p: p, lastUsed: time.Now()}
 	if ec, ok := ci.(driver.ExecerContext); ok {
 		c.ec = ec
 	} else if e, ok := ci.(driver.Execer); ok {
@@ -181,6 +187,7 @@ func newConn(ci driver.Conn, p *pool) driver.Conn {
 func (c *conn) checkout() *leak.Resource {
 	if c.res == nil {
 		c.res = c.p.tracker.Open(leak.KindConn, 2)
+		c.stmts = 0
 		return c.res
 	}
 	return nil
@@ -199,6 +206,8 @@ func (c *conn) endCheckout() {
 
 // note records a statement on the checkout and the open tx.
 func (c *conn) note(query string) {
+	c.stmts++
+	c.lastUsed = time.Now()
 	c.res.Note(query)
 	if c.tx != nil {
 		c.tx.res.Note(query)
@@ -210,7 +219,13 @@ func (c *conn) note(query string) {
 func (c *conn) resetSession(ctx context.Context) error {
 	c.endCheckout()
 	c.res = c.p.tracker.Open(leak.KindConn, 3)
-	return c.inner.(driver.SessionResetter).ResetSession(ctx)
+	c.stmts = 0
+	c.check("")
+	err := c.inner.(driver.SessionResetter).ResetSession(ctx)
+	if err != nil {
+		c.diedIdle(err)
+	}
+	return err
 }
 
 // IsValid is called by database/sql when the conn goes back to the pool:
@@ -270,6 +285,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		err error
 	)
 	begin := ctx
+	c.check("")
 	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, ti, err = ic.ConnBeginTx(ctx, c.bc, opts)
@@ -278,11 +294,17 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	c.p.done(metrics.OpBegin, start, err)
 	if err != nil {
+		c.failed(err, "")
 		return nil, err
 	}
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1), held: c.res}
 	c.res.Cover()
 	c.res.SetInTx(true)
+	if c.p.detect&detectBypass != 0 {
+		t.goid = t.res.Goroutine()
+		c.p.txs.add(t.goid, t)
+		t.indexed = true
+	}
 	c.tx = t
 	return t, nil
 }
@@ -314,8 +336,12 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	}
 	c.p.done(metrics.OpExec, start, err)
 	// On ErrSkip database/sql prepares the statement and runs it again:
-	// it is counted there.
+	// it is counted and checked there.
 	if err != driver.ErrSkip {
+		c.check(query)
+		if err != nil {
+			c.failed(err, query)
+		}
 		c.note(query)
 	}
 	return r, err
@@ -335,12 +361,16 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	}
 	c.p.done(metrics.OpQuery, start, err)
 	if err != driver.ErrSkip {
+		c.check(query)
+		if err != nil {
+			c.failed(err, query)
+		}
 		c.note(query)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, c.p, ctx, fresh, query, c.res), nil
+	return newRows(ri, c, ctx, fresh, query), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

@@ -22,6 +22,8 @@ type pool struct {
 	tracker *leak.Tracker
 	rec     *metrics.Recorder
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
+	detect  detectors         // the misuse detectors that are on
+	txs     txIndex           // open transactions by goroutine, for tx_bypass
 }
 
 // begin starts timing an operation when metrics are on: the zero time
@@ -51,7 +53,7 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor}, nil
+	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled}, nil
 }
 
 // connector opens the conns of one pool.

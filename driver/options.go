@@ -27,6 +27,7 @@ type options struct {
 	leak        leak.Config
 	libraries   []string
 	interceptor sqlmw.Interceptor
+	disabled    detectors
 }
 
 func buildOptions(opts []Option) (*options, error) {
@@ -162,6 +163,31 @@ func WithInterceptor(i sqlmw.Interceptor) Option {
 			return invalid("nil interceptor")
 		}
 		o.interceptor = i
+		return nil
+	})
+}
+
+// WithoutDetectors turns misuse detectors off, by kind: leak.MisuseTxBypass,
+// leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict,
+// leak.MisuseConnKilled. All are on by default.
+func WithoutDetectors(kinds ...string) Option {
+	return optionFunc(func(o *options) error {
+		for _, k := range kinds {
+			d, ok := detectorNames[k]
+			if !ok {
+				return invalid("unknown detector %q (want one of %v)", k, leak.MisuseKinds)
+			}
+			o.disabled |= d
+		}
+		return nil
+	})
+}
+
+// WithMisuseFunc sets a callback that receives every misuse report the
+// watchdog logs, as a value, on the watchdog goroutine.
+func WithMisuseFunc(f func(leak.Misuse)) Option {
+	return optionFunc(func(o *options) error {
+		o.leak.OnMisuse = f
 		return nil
 	})
 }

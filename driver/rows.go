@@ -26,16 +26,20 @@ type rows struct {
 	inner driver.Rows
 	p     *pool
 	res   *leak.Resource
-	held  *leak.Resource  // the conn's checkout, covered while the rows are open
+	held  *leak.Resource // the conn's checkout, covered while the rows are open
+	c     *conn
 	ctx   context.Context // as returned by the interceptor
 }
 
 // newRows tracks rows opened by the same call as the checkout like (nil
 // when the conn was checked out before).
-func newRows(ri driver.Rows, p *pool, ctx context.Context, like *leak.Resource, query string, held *leak.Resource) *rows {
-	r := &rows{inner: ri, p: p, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3), held: held}
+func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, query string) *rows {
+	p := c.p
+	r := &rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3), held: c.res}
 	r.res.Note(query)
-	held.Cover()
+	c.res.Cover()
+	c.openRows++
+	c.rows, c.rowsGoid = r.res, r.res.Goroutine()
 	return r
 }
 
@@ -50,6 +54,11 @@ func (r *rows) Close() error {
 	}
 	r.held.Uncover()
 	r.held = nil
+	if r.c != nil {
+		// database/sql closes rows under the conn's lock.
+		r.c.openRows--
+		r.c = nil
+	}
 	r.p.tracker.Close(r.res)
 	return err
 }

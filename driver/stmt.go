@@ -101,6 +101,10 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 		r, err = s.sec.ExecContext(ctx, args)
 	}
 	s.c.p.done(metrics.OpExec, start, err)
+	s.c.check(s.query)
+	if err != nil {
+		s.c.failed(err, s.query)
+	}
 	return r, err
 }
 
@@ -118,10 +122,12 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
 	s.c.p.done(metrics.OpQuery, start, err)
+	s.c.check(s.query)
 	if err != nil {
+		s.c.failed(err, s.query)
 		return nil, err
 	}
-	return newRows(ri, s.c.p, ctx, fresh, s.query, s.c.res), nil
+	return newRows(ri, s.c, ctx, fresh, s.query), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

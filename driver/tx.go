@@ -21,6 +21,9 @@ type tx struct {
 	held  *leak.Resource  // the conn's checkout, covered while the tx is open
 	ctx   context.Context // as returned by the interceptor, for its Tx calls
 	begin context.Context // the context BeginTx was given
+
+	goid    int64 // the goroutine that began it
+	indexed bool  // listed in the pool's txIndex
 }
 
 func (t *tx) Commit() error {
@@ -32,6 +35,9 @@ func (t *tx) Commit() error {
 		err = t.inner.Commit()
 	}
 	t.c.p.done(metrics.OpCommit, start, err)
+	if err != nil {
+		t.c.failed(err, "COMMIT")
+	}
 	t.end(metrics.TxCommit, err)
 	return err
 }
@@ -45,6 +51,9 @@ func (t *tx) Rollback() error {
 		err = t.inner.Rollback()
 	}
 	t.c.p.done(metrics.OpRollback, start, err)
+	if err != nil {
+		t.c.failed(err, "ROLLBACK")
+	}
 	// database/sql discards the conn after a rollback caused by the end
 	// of the context unless the driver has both SessionResetter and
 	// Validator. sqlwatch always claims Validator, so for a driver with
@@ -64,6 +73,10 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 			o = metrics.TxError
 		}
 		t.c.p.rec.TxEnded(o, time.Since(t.res.Start()))
+	}
+	if t.indexed {
+		t.c.p.txs.remove(t.goid, t)
+		t.indexed = false
 	}
 	t.held.SetInTx(false)
 	t.held.Uncover()

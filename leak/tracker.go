@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ type Config struct {
 	// releases) as a value, on the watchdog goroutine. A panic in it is
 	// recovered and counted.
 	OnReport func(Report)
+	// OnMisuse, when set, receives every misuse report the watchdog logs,
+	// as a value, on the watchdog goroutine.
+	OnMisuse func(Misuse)
 	// Filter decides which frames are library frames. Default
 	// stack.NewFilter().
 	Filter *stack.Filter
@@ -83,6 +87,14 @@ type Tracker struct {
 
 	reported, released, suppressedTotal, dropped, panics, poolAlerts atomic.Int64
 	reportedByKind                                                   [numKinds]atomic.Int64
+	misuseByKind                                                     [5]atomic.Int64 // as MisuseKinds
+	deaths                                                           [3]atomic.Int64 // as deathStates
+
+	// misuse reports, queued by the driver for the watchdog
+	misuses    chan misuseItem
+	seen       map[string]bool // misuse sites already logged (watchdog only)
+	deathIdles []time.Duration // watchdog only
+	hinted     bool            // watchdog only
 }
 
 const numShards = 32
@@ -112,8 +124,9 @@ type Resource struct {
 	reported   bool
 	suppressed bool
 
-	goid int64       // the goroutine that opened it
-	inTx atomic.Bool // a conn held by an open tx
+	goid  int64       // the goroutine that opened it
+	inTx  atomic.Bool // a conn held by an open tx
+	wrote atomic.Bool // a tx that ran a statement that writes or locks
 
 	// covered counts the tracked resources (tx, rows) that hold this one
 	// (a conn) and report for themselves; see Cover.
@@ -175,6 +188,8 @@ func NewTracker(cfg Config) (*Tracker, error) {
 	t := &Tracker{
 		cfg:      cfg,
 		releases: make(chan release, 1024),
+		misuses:  make(chan misuseItem, 1024),
+		seen:     map[string]bool{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		tokens:   float64(cfg.ReportBurst),
@@ -288,11 +303,34 @@ func (r *Resource) Note(query string) {
 		query = truncate(query, int(r.limit))
 		truncated = true
 	}
+	if r.kind == KindTx && !r.wrote.Load() && writes(query) {
+		r.wrote.Store(true)
+	}
 	r.mu.Lock()
 	r.statements++
 	r.lastQuery = query
 	r.truncated = truncated
 	r.mu.Unlock()
+}
+
+// writes reports whether a statement writes or takes row locks: its first
+// word is not SELECT, WITH, SHOW, EXPLAIN, DESCRIBE, VALUES, PRAGMA or
+// SET, or it is a SELECT ... FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE.
+func writes(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n(")
+	word := q
+	if i := strings.IndexAny(q, " \t\r\n("); i >= 0 {
+		word = q[:i]
+	}
+	switch strings.ToUpper(word) {
+	case "SELECT", "WITH", "VALUES", "TABLE":
+		u := strings.ToUpper(q)
+		return strings.Contains(u, " FOR UPDATE") || strings.Contains(u, " FOR SHARE") ||
+			strings.Contains(u, " FOR NO KEY UPDATE") || strings.Contains(u, " LOCK IN SHARE MODE")
+	case "SHOW", "EXPLAIN", "DESCRIBE", "DESC", "PRAGMA", "SET", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":
+		return false
+	}
+	return true
 }
 
 // Cover marks r (a conn) as held by another tracked resource, such as a
@@ -434,6 +472,14 @@ func (t *Tracker) Stats() Stats {
 	for k := range st.ReportedByKind {
 		st.ReportedByKind[k] = t.reportedByKind[k].Load()
 	}
+	st.Misuse = map[string]int64{}
+	for i, k := range MisuseKinds {
+		st.Misuse[k] = t.misuseByKind[i].Load()
+	}
+	st.ConnDeaths = map[string]int64{}
+	for i, k := range deathStates {
+		st.ConnDeaths[k] = t.deaths[i].Load()
+	}
 	return st
 }
 
@@ -459,6 +505,7 @@ type snapshot struct {
 	suppressed int64
 	goid       int64
 	inTx       bool
+	wrote      bool
 }
 
 // collect copies the resources for which pick returns true; pick runs
@@ -474,7 +521,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 			}
 			n, q := r.statementInfo()
 			out = append(out, snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q,
-				goid: r.goid, inTx: r.inTx.Load()})
+				goid: r.goid, inTx: r.inTx.Load(), wrote: r.wrote.Load()})
 		}
 		s.mu.Unlock()
 	}

@@ -28,6 +28,8 @@ func (t *Tracker) watch() {
 			return
 		case rel := <-t.releases:
 			t.logRelease(rel)
+		case it := <-t.misuses:
+			t.logMisuse(it)
 		case <-tick.C:
 			t.Scan()
 		}
@@ -39,6 +41,8 @@ func (t *Tracker) drainReleases() {
 		select {
 		case rel := <-t.releases:
 			t.logRelease(rel)
+		case it := <-t.misuses:
+			t.logMisuse(it)
 		default:
 			return
 		}

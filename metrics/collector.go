@@ -32,7 +32,7 @@ type Collector struct {
 	tracker *leak.Tracker
 	dbstats prometheus.Collector
 
-	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts *prometheus.Desc
+	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts, misuse, deaths *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -64,6 +64,8 @@ func New(db *sql.DB) (*Collector, error) {
 		connOldest: desc("sqlwatch_conn_oldest_checkout_seconds", "Age of the oldest checkout; 0 when none."),
 		leaks:      desc("sqlwatch_leaks_total", "Leak reports logged, by kind of resource.", "kind"),
 		poolAlerts: desc("sqlwatch_pool_wait_alerts_total", "Pool-wait alerts raised (mean wait over the limit, or a stalled pool)."),
+		misuse:     desc("sqlwatch_misuse_total", "Misuse found by the detectors, by kind.", "kind"),
+		deaths:     desc("sqlwatch_conn_deaths_total", "Connections that died, by state: idle in the pool, held, or in a transaction.", "state"),
 	}, nil
 }
 
@@ -93,7 +95,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.rec.tx.Describe(ch)
 	c.rec.connHold.Describe(ch)
 	c.rec.errors.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts} {
+	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths} {
 		ch <- d
 	}
 	c.dbstats.Describe(ch)
@@ -118,5 +120,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.leaks, prometheus.CounterValue, float64(st.ReportedByKind[k]), k.String())
 	}
 	ch <- prometheus.MustNewConstMetric(c.poolAlerts, prometheus.CounterValue, float64(st.PoolAlerts))
+	for _, k := range leak.MisuseKinds {
+		ch <- prometheus.MustNewConstMetric(c.misuse, prometheus.CounterValue, float64(st.Misuse[k]), k)
+	}
+	for _, s := range []string{leak.DeathIdle, leak.DeathHeld, leak.DeathInTx} {
+		ch <- prometheus.MustNewConstMetric(c.deaths, prometheus.CounterValue, float64(st.ConnDeaths[s]), s)
+	}
 	c.dbstats.Collect(ch)
 }

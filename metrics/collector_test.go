@@ -64,32 +64,6 @@ func TestCollector(t *testing.T) {
 # HELP sqlwatch_conn_checked_out Connections checked out of the pool now.
 # TYPE sqlwatch_conn_checked_out gauge
 sqlwatch_conn_checked_out{db_name="shop"} 1
-# HELP sqlwatch_errors_total Errors returned by the driver, by operation and class.
-# TYPE sqlwatch_errors_total counter
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="begin"} 0
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="commit"} 0
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="exec"} 0
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="prepare"} 0
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="query"} 0
-sqlwatch_errors_total{class="bad_conn",db_name="shop",op="rollback"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="begin"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="commit"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="exec"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="prepare"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="query"} 0
-sqlwatch_errors_total{class="canceled",db_name="shop",op="rollback"} 0
-sqlwatch_errors_total{class="other",db_name="shop",op="begin"} 0
-sqlwatch_errors_total{class="other",db_name="shop",op="commit"} 0
-sqlwatch_errors_total{class="other",db_name="shop",op="exec"} 1
-sqlwatch_errors_total{class="other",db_name="shop",op="prepare"} 0
-sqlwatch_errors_total{class="other",db_name="shop",op="query"} 0
-sqlwatch_errors_total{class="other",db_name="shop",op="rollback"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="begin"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="commit"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="exec"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="prepare"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="query"} 0
-sqlwatch_errors_total{class="timeout",db_name="shop",op="rollback"} 0
 # HELP sqlwatch_leaks_total Leak reports logged, by kind of resource.
 # TYPE sqlwatch_leaks_total counter
 sqlwatch_leaks_total{db_name="shop",kind="conn"} 0
@@ -107,7 +81,7 @@ sqlwatch_tx_open{db_name="shop"} 1
 go_sql_in_use_connections{db_name="shop"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"sqlwatch_conn_checked_out", "sqlwatch_errors_total", "sqlwatch_leaks_total",
+		"sqlwatch_conn_checked_out", "sqlwatch_leaks_total",
 		"sqlwatch_pool_wait_alerts_total", "sqlwatch_tx_open", "go_sql_in_use_connections"); err != nil {
 		t.Error(err)
 	}
@@ -149,6 +123,32 @@ go_sql_in_use_connections{db_name="shop"} 1
 	f("sqlwatch_statement_duration_seconds", map[string]string{"op": "exec"}, 3)
 	f("sqlwatch_statement_duration_seconds", map[string]string{"op": "commit"}, 2)
 	f("sqlwatch_conn_hold_seconds", nil, 4) // 3 tx + the failing exec; the cancelled query never got a conn
+
+	// Errors: one, an exec, of class other; every op×class series exists.
+	mfs, _ := reg.Gather()
+	var errSeries int
+	for _, mf := range mfs {
+		if mf.GetName() != "sqlwatch_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			errSeries++
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			want := 0.0
+			if labels["op"] == "exec" && labels["class"] == "other" {
+				want = 1
+			}
+			if got := m.GetCounter().GetValue(); got != want {
+				t.Errorf("sqlwatch_errors_total%v = %v; want %v", labels, got, want)
+			}
+		}
+	}
+	if errSeries != 6*9 {
+		t.Errorf("got %d error series; want 6 ops × 9 classes", errSeries)
+	}
 
 	n, err := testutil.GatherAndCount(reg, "sqlwatch_tx_oldest_age_seconds")
 	if err != nil || n != 1 {

@@ -18,9 +18,7 @@
 package metrics
 
 import (
-	"context"
 	"database/sql/driver"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -148,38 +146,3 @@ func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.txObs[o].Observe(d.
 
 // ConnReturned records a checkout that lasted d.
 func (r *Recorder) ConnReturned(d time.Duration) { r.connHold.Observe(d.Seconds()) }
-
-// Class is an error class, the class label of sqlwatch_errors_total.
-type Class uint8
-
-// The error classes.
-const (
-	ClassOther Class = iota
-	ClassBadConn
-	ClassCanceled
-	ClassTimeout
-	numClasses
-)
-
-var classNames = [numClasses]string{"other", "bad_conn", "canceled", "timeout"}
-
-// String returns the class label value.
-func (c Class) String() string {
-	if c < numClasses {
-		return classNames[c]
-	}
-	return "other"
-}
-
-// Classify sorts an error into a Class.
-func Classify(err error) Class {
-	switch {
-	case errors.Is(err, driver.ErrBadConn):
-		return ClassBadConn
-	case errors.Is(err, context.Canceled):
-		return ClassCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return ClassTimeout
-	}
-	return ClassOther
-}

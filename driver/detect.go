@@ -1,0 +1,151 @@
+package driver
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/internal/goid"
+	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/metrics"
+)
+
+// The misuse detectors. Each is on by default; WithoutDetectors turns
+// some off. None changes what the application sees: they observe, then
+// the call goes to the driver as it would have.
+type detectors uint8
+
+const (
+	detectBypass detectors = 1 << iota
+	detectConcurrent
+	detectOpenRows
+	detectLock
+	detectKilled
+	detectAll = detectBypass | detectConcurrent | detectOpenRows | detectLock | detectKilled
+)
+
+var detectorNames = map[string]detectors{
+	leak.MisuseTxBypass:     detectBypass,
+	leak.MisuseConcurrent:   detectConcurrent,
+	leak.MisuseOpenRows:     detectOpenRows,
+	leak.MisuseLockConflict: detectLock,
+	leak.MisuseConnKilled:   detectKilled,
+}
+
+// txIndex finds the open transactions of a goroutine, for tx_bypass. It
+// is sharded by goroutine id, so no lock is shared by all goroutines, and
+// skipped entirely while no transaction is open.
+type txIndex struct {
+	open   atomic.Int64
+	shards [16]txShard
+}
+
+type txShard struct {
+	mu sync.Mutex
+	m  map[int64][]*tx
+	_  [40]byte
+}
+
+func (x *txIndex) add(g int64, t *tx) {
+	s := &x.shards[uint64(g)%uint64(len(x.shards))]
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[int64][]*tx{}
+	}
+	s.m[g] = append(s.m[g], t)
+	s.mu.Unlock()
+	x.open.Add(1)
+}
+
+func (x *txIndex) remove(g int64, t *tx) {
+	s := &x.shards[uint64(g)%uint64(len(x.shards))]
+	s.mu.Lock()
+	list := s.m[g]
+	for i, u := range list {
+		if u == t {
+			list = append(list[:i], list[i+1:]...)
+			x.open.Add(-1)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.m, g)
+	} else {
+		s.m[g] = list
+	}
+	s.mu.Unlock()
+}
+
+// find returns the oldest open tx of goroutine g that is not on conn c.
+func (x *txIndex) find(g int64, c *conn) *leak.Resource {
+	s := &x.shards[uint64(g)%uint64(len(x.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.m[g] {
+		if t.c != c {
+			return t.res
+		}
+	}
+	return nil
+}
+
+// check runs before a statement (or checkout) on c: a goroutine bypassing
+// its own tx, and statements issued over open rows.
+func (c *conn) check(query string) {
+	p := c.p
+	if c.openRows > 0 && p.detect&(detectConcurrent|detectOpenRows) != 0 {
+		g := goid.Get()
+		kind, on := leak.MisuseOpenRows, p.detect&detectOpenRows != 0
+		if g != c.rowsGoid {
+			kind, on = leak.MisuseConcurrent, p.detect&detectConcurrent != 0
+		}
+		if on {
+			c.report(&leak.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: c.rows})
+		}
+	}
+	if c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
+		g := goid.Get()
+		if t := p.txs.find(g, c); t != nil {
+			c.report(&leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: t, ThereFuncLives: true})
+		}
+	}
+}
+
+// failed runs after a driver call on c returned err (not ErrSkip): lock
+// conflicts, and conns that died.
+func (c *conn) failed(err error, query string) {
+	p := c.p
+	cl := metrics.Classify(err)
+	switch {
+	case cl.IsLock() && p.detect&detectLock != 0:
+		c.report(&leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()})
+	case cl == metrics.ClassBadConn:
+		idle := time.Since(c.lastUsed)
+		state := leak.DeathIdle
+		holder := c.res
+		switch {
+		case c.tx != nil:
+			state, holder = leak.DeathInTx, c.tx.res
+		case c.openRows > 0 || c.stmts > 0:
+			state = leak.DeathHeld
+		}
+		p.tracker.ConnDied(state, idle)
+		if state != leak.DeathIdle && p.detect&detectKilled != 0 && holder != nil {
+			c.report(&leak.MisuseEvent{Kind: leak.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
+				There: holder, Age: time.Since(holder.Start()), Idle: idle, State: state})
+		}
+	}
+}
+
+// report captures the caller's stack and hands the event to the tracker.
+func (c *conn) report(e *leak.MisuseEvent) {
+	e.Here.Capture(2)
+	c.p.tracker.ReportMisuse(e)
+}
+
+// diedIdle counts a conn found dead when taken out of the pool.
+func (c *conn) diedIdle(err error) {
+	if metrics.Classify(err) == metrics.ClassBadConn {
+		c.p.tracker.ConnDied(leak.DeathIdle, time.Since(c.lastUsed))
+	}
+}

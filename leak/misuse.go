@@ -1,0 +1,291 @@
+package leak
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/stack"
+)
+
+// Misuse kinds: the kind field of a misuse report and the kind label of
+// sqlwatch_misuse_total.
+const (
+	// MisuseTxBypass: a goroutine that holds an open transaction runs a
+	// statement on the same pool outside it (a latent self-deadlock).
+	MisuseTxBypass = "tx_bypass"
+	// MisuseConcurrent: one tx or conn used by two goroutines at once.
+	MisuseConcurrent = "concurrent"
+	// MisuseOpenRows: a statement issued on a tx or conn while rows from
+	// it are still open.
+	MisuseOpenRows = "open_rows"
+	// MisuseLockConflict: a statement failed with a deadlock, a lock
+	// timeout or SQLite's busy; the report lists the likely holders.
+	MisuseLockConflict = "lock_conflict"
+	// MisuseConnKilled: a conn held by the application (in a tx, a
+	// *sql.Conn, open rows) died.
+	MisuseConnKilled = "conn_killed"
+)
+
+// MisuseKinds lists the misuse kinds.
+var MisuseKinds = []string{MisuseTxBypass, MisuseConcurrent, MisuseOpenRows, MisuseLockConflict, MisuseConnKilled}
+
+// Conn death states, the state label of sqlwatch_conn_deaths_total.
+const (
+	DeathIdle = "idle"  // died in the pool: found dead at checkout or at the first statement
+	DeathHeld = "held"  // held by the application outside a transaction
+	DeathInTx = "in_tx" // inside a transaction
+)
+
+var deathStates = []string{DeathIdle, DeathHeld, DeathInTx}
+
+// Site is where one side of a misuse happened.
+type Site struct {
+	Origin    string        `json:"origin"`
+	Func      string        `json:"func"`
+	Stack     []stack.Frame `json:"-"`
+	Goroutine int64         `json:"goroutine"`
+	Query     string        `json:"query,omitempty"`
+}
+
+// Misuse describes one misuse found by the driver's detectors.
+type Misuse struct {
+	Kind   string
+	DBName string
+	// Here is the statement that showed the misuse: the bypassing
+	// statement, the second goroutine's statement, the statement issued
+	// over open rows, the statement that failed.
+	Here Site
+	// There is the other side: where the held tx began (tx_bypass), where
+	// the open rows were queried (concurrent, open_rows), where the dead
+	// conn was taken (conn_killed).
+	There Site
+	// Class is the error class (lock_conflict, conn_killed).
+	Class string
+	// Holders are the other open transactions of the pool, oldest first
+	// (lock_conflict).
+	Holders []TxHolder
+	// Age and Idle describe the dead conn (conn_killed): how long it had
+	// been held, and how long it had been idle before the failing
+	// statement. State is DeathHeld or DeathInTx.
+	Age, Idle time.Duration
+	State     string
+}
+
+// TxHolder is an open transaction that may hold the lock.
+type TxHolder struct {
+	Age       time.Duration `json:"-"`
+	AgeText   string        `json:"age"`
+	Origin    string        `json:"origin"`
+	Func      string        `json:"func"`
+	Goroutine int64         `json:"goroutine"`
+	Wrote     bool          `json:"wrote"`
+	LastQuery string        `json:"last_query"`
+}
+
+// MisuseEvent is what the driver hands the tracker; the tracker's
+// watchdog symbolizes, deduplicates and logs it, so the statement never
+// waits for a logger.
+type MisuseEvent struct {
+	Kind           string
+	Class          string
+	Query          string
+	Here           stack.Stack
+	HereGoroutine  int64
+	There          *Resource // the other side's resource, if it has one
+	Age, Idle      time.Duration
+	State          string
+	ThereFuncLives bool // tx_bypass: report only if There's origin function is on Here's stack
+}
+
+// ReportMisuse counts e and queues it for the watchdog. It never blocks;
+// when the queue is full the event is counted and dropped.
+func (t *Tracker) ReportMisuse(e *MisuseEvent) {
+	if i := slices.Index(MisuseKinds, e.Kind); i >= 0 {
+		t.misuseByKind[i].Add(1)
+	}
+	ev := misuseItem{ev: *e}
+	if e.There != nil {
+		ev.there = e.There.stack
+		ev.thereStart = e.There.start
+		ev.thereGoid = e.There.goid
+		_, ev.thereQuery = e.There.statementInfo()
+	}
+	ev.ev.There = nil
+	select {
+	case t.misuses <- ev:
+	default:
+		t.dropped.Add(1)
+	}
+}
+
+// ConnDied counts a conn death in state (DeathIdle, DeathHeld, DeathInTx)
+// after idle time without a statement. When deaths cluster at a similar
+// idle time, the watchdog logs a hint, once.
+func (t *Tracker) ConnDied(state string, idle time.Duration) {
+	if i := slices.Index(deathStates, state); i >= 0 {
+		t.deaths[i].Add(1)
+	}
+	select {
+	case t.misuses <- misuseItem{death: true, idle: idle}:
+	default:
+		t.dropped.Add(1)
+	}
+}
+
+type misuseItem struct {
+	ev         MisuseEvent
+	there      stack.Stack
+	thereStart time.Time
+	thereGoid  int64
+	thereQuery string
+	death      bool
+	idle       time.Duration
+}
+
+// maxSeen bounds the memory of reported misuse sites.
+const maxSeen = 4096
+
+func (t *Tracker) logMisuse(it misuseItem) {
+	defer t.recoverPanic()
+	if it.death {
+		t.noteDeath(it.idle)
+		return
+	}
+	e := &it.ev
+	m := Misuse{Kind: e.Kind, DBName: t.cfg.DBName, Class: e.Class, Age: e.Age, Idle: e.Idle, State: e.State}
+	m.Here = t.site(&e.Here, e.HereGoroutine, e.Query)
+	if it.there.Len() > 0 {
+		m.There = t.site(&it.there, it.thereGoid, it.thereQuery)
+	}
+	if e.ThereFuncLives {
+		// The holder's function must still be running on this stack:
+		// otherwise the goroutine merely leaked the tx earlier.
+		frames := stack.Frames(&e.Here)
+		if !slices.ContainsFunc(frames, func(f stack.Frame) bool { return f.Function == m.There.Func }) {
+			return
+		}
+	}
+	key := m.Kind + "|" + m.Here.Origin + "|" + m.There.Origin
+	if t.seen[key] {
+		return
+	}
+	if len(t.seen) < maxSeen {
+		t.seen[key] = true
+	}
+	if m.Kind == MisuseLockConflict {
+		m.Holders = t.txHolders(e.HereGoroutine)
+	}
+	msg, attrs := misuseMessage(&m)
+	t.log(slog.LevelWarn, msg, attrs)
+	t.callbackMisuse(m)
+}
+
+func (t *Tracker) site(st *stack.Stack, goid int64, query string) Site {
+	rep := Report{}
+	t.resolve(&rep, st)
+	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: query}
+}
+
+// txHolders lists the open transactions, oldest first, but the one of
+// goroutine self.
+func (t *Tracker) txHolders(self int64) []TxHolder {
+	now := t.cfg.Now()
+	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx })
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
+	var out []TxHolder
+	for i := range snaps {
+		rep := t.describe(&snaps[i], now)
+		out = append(out, TxHolder{Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
+			Goroutine: snaps[i].goid, Wrote: snaps[i].wrote, LastQuery: rep.LastQuery})
+	}
+	return out
+}
+
+func misuseMessage(m *Misuse) (string, []slog.Attr) {
+	attrs := []slog.Attr{
+		slog.String("kind", m.Kind),
+		slog.String("db_name", m.DBName),
+		slog.String("origin", m.Here.Origin),
+		slog.String("func", m.Here.Func),
+		slog.Any("stack", frameStrings(m.Here.Stack)),
+		slog.Int64("goroutine", m.Here.Goroutine),
+		slog.String("query", m.Here.Query),
+	}
+	other := func(name string) {
+		attrs = append(attrs, slog.Any(name, m.There), slog.Any(name+"_stack", frameStrings(m.There.Stack)))
+	}
+	var msg string
+	switch m.Kind {
+	case MisuseTxBypass:
+		msg = fmt.Sprintf("sqlwatch: pool used outside its transaction by the goroutine holding it, at %s; the transaction was begun at %s (a self-deadlock once the pool is full)",
+			m.Here.Origin, m.There.Origin)
+		other("tx")
+	case MisuseConcurrent:
+		msg = fmt.Sprintf("sqlwatch: one connection used by two goroutines at once: a statement at %s (goroutine %d) while rows queried at %s (goroutine %d) are open",
+			m.Here.Origin, m.Here.Goroutine, m.There.Origin, m.There.Goroutine)
+		other("rows")
+	case MisuseOpenRows:
+		msg = fmt.Sprintf("sqlwatch: statement at %s issued while rows queried at %s on the same connection are still open",
+			m.Here.Origin, m.There.Origin)
+		other("rows")
+	case MisuseLockConflict:
+		msg = fmt.Sprintf("sqlwatch: %s at %s; %d other open transactions", m.Class, m.Here.Origin, len(m.Holders))
+		if len(m.Holders) > 0 {
+			h := m.Holders[0]
+			msg += fmt.Sprintf(", oldest begun at %s %s ago", h.Origin, h.AgeText)
+		}
+		attrs = append(attrs, slog.String("class", m.Class), slog.Any("holders", m.Holders))
+	case MisuseConnKilled:
+		where := "held"
+		if m.State == DeathInTx {
+			where = "in a transaction"
+		}
+		msg = fmt.Sprintf("sqlwatch: connection died under the application at %s (%s, taken at %s, held %s, idle %s): %s",
+			m.Here.Origin, where, m.There.Origin, round(m.Age), round(m.Idle), m.Class)
+		attrs = append(attrs, slog.String("class", m.Class), slog.String("state", m.State),
+			slog.String("age", round(m.Age).String()), slog.String("idle", round(m.Idle).String()))
+		other("holder")
+	}
+	return msg, attrs
+}
+
+func (t *Tracker) callbackMisuse(m Misuse) {
+	if t.cfg.OnMisuse == nil {
+		return
+	}
+	defer t.recoverPanic()
+	t.cfg.OnMisuse(m)
+}
+
+// noteDeath keeps the idle times of recent deaths and logs, once per
+// tracker, a hint when three or more cluster within 25% of their median.
+func (t *Tracker) noteDeath(idle time.Duration) {
+	if t.hinted || idle < time.Second {
+		return
+	}
+	t.deathIdles = append(t.deathIdles, idle)
+	if len(t.deathIdles) > 8 {
+		t.deathIdles = t.deathIdles[1:]
+	}
+	if len(t.deathIdles) < 3 {
+		return
+	}
+	s := slices.Clone(t.deathIdles)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	near := 0
+	for _, d := range s {
+		if d >= med*3/4 && d <= med*5/4 {
+			near++
+		}
+	}
+	if near < 3 {
+		return
+	}
+	t.hinted = true
+	t.log(slog.LevelWarn, fmt.Sprintf("sqlwatch: connections die after about %s idle; set db.SetConnMaxIdleTime (and SetConnMaxLifetime) below it — the server's wait_timeout or idle_in_transaction_session_timeout is the usual cause", round(med)),
+		[]slog.Attr{slog.String("kind", "conn_death_hint"), slog.String("db_name", t.cfg.DBName), slog.String("idle", round(med).String()), slog.Int("deaths", near)})
+}
