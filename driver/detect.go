@@ -118,7 +118,11 @@ func (c *conn) failed(err error, query string) {
 	cl := metrics.Classify(err)
 	switch {
 	case cl.IsLock() && p.detect&detectLock != 0:
-		c.report(&leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()})
+		e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()}
+		if c.tx != nil {
+			e.Self = c.tx.res
+		}
+		c.report(e)
 	case cl == metrics.ClassBadConn:
 		idle := time.Since(c.lastUsed)
 		state := leak.DeathIdle

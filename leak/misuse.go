@@ -97,7 +97,8 @@ type MisuseEvent struct {
 	There          *Resource // the other side's resource, if it has one
 	Age, Idle      time.Duration
 	State          string
-	ThereFuncLives bool // tx_bypass: report only if There's origin function is on Here's stack
+	ThereFuncLives bool      // tx_bypass: report only if There's origin function is on Here's stack
+	Self           *Resource // lock_conflict: the failing statement's own tx, left out of the holders
 }
 
 // ReportMisuse counts e and queues it for the watchdog. It never blocks;
@@ -176,7 +177,7 @@ func (t *Tracker) logMisuse(it misuseItem) {
 		t.seen[key] = true
 	}
 	if m.Kind == MisuseLockConflict {
-		m.Holders = t.txHolders(e.HereGoroutine)
+		m.Holders = t.txHolders(e.Self)
 	}
 	msg, attrs := misuseMessage(&m)
 	t.log(slog.LevelWarn, msg, attrs)
@@ -189,11 +190,10 @@ func (t *Tracker) site(st *stack.Stack, goid int64, query string) Site {
 	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: query}
 }
 
-// txHolders lists the open transactions, oldest first, but the one of
-// goroutine self.
-func (t *Tracker) txHolders(self int64) []TxHolder {
+// txHolders lists the open transactions, oldest first, but self.
+func (t *Tracker) txHolders(self *Resource) []TxHolder {
 	now := t.cfg.Now()
-	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx })
+	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx && r != self })
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
 	var out []TxHolder
 	for i := range snaps {
