@@ -1,0 +1,70 @@
+package leak
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMisuseLoggedOncePerSiteCountedEachTime(t *testing.T) {
+	f := newFixture(t, Config{})
+	tx := f.t.Open(KindTx, 0)
+	report := func() {
+		e := &MisuseEvent{Kind: MisuseOpenRows, Query: "UPDATE t SET a = 1", HereGoroutine: 7, There: tx}
+		e.Here.Capture(0) // the same line every time
+		f.t.ReportMisuse(e)
+	}
+	for range 3 {
+		report()
+	}
+	f.flush()
+	if n := f.t.Stats().Misuse[MisuseOpenRows]; n != 3 {
+		t.Errorf("counted %d; want 3", n)
+	}
+	lines := f.buf.lines()
+	if len(lines) != 1 {
+		t.Fatalf("got %d log lines; want 1", len(lines))
+	}
+	l := lines[0]
+	if l["kind"] != MisuseOpenRows || l["query"] != "UPDATE t SET a = 1" || !strings.HasPrefix(l["msg"].(string), "sqlwatch: statement at ") {
+		t.Errorf("line: %v", l)
+	}
+}
+
+func TestDeathHint(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.t.ConnDied(DeathIdle, 100*time.Millisecond) // too short to count
+	f.t.ConnDied(DeathHeld, 28*time.Second)
+	f.t.ConnDied(DeathIdle, 3*time.Second)
+	f.t.ConnDied(DeathInTx, 30*time.Second)
+	f.t.ConnDied(DeathIdle, 31*time.Second)
+	f.t.ConnDied(DeathIdle, 29*time.Second) // after the hint: no second one
+	f.flush()
+	st := f.t.Stats().ConnDeaths
+	if st[DeathIdle] != 4 || st[DeathHeld] != 1 || st[DeathInTx] != 1 {
+		t.Errorf("deaths: %v", st)
+	}
+	lines := f.buf.lines()
+	if len(lines) != 1 || lines[0]["kind"] != "conn_death_hint" || lines[0]["idle"] != "30s" ||
+		!strings.Contains(lines[0]["msg"].(string), "SetConnMaxIdleTime") {
+		t.Errorf("hint: %v", lines)
+	}
+}
+
+func TestWrites(t *testing.T) {
+	f := func(q string, want bool) {
+		t.Helper()
+		if got := writes(q); got != want {
+			t.Errorf("writes(%q) = %v; want %v", q, got, want)
+		}
+	}
+	f("SELECT 1", false)
+	f("  (select * from t)", false)
+	f("select * from t for update", true)
+	f("SELECT * FROM t LOCK IN SHARE MODE", true)
+	f("UPDATE t SET a = 1", true)
+	f("insert into t values (1)", true)
+	f("WITH x AS (SELECT 1) SELECT * FROM x", false)
+	f("SET lock_timeout = '1s'", false)
+	f("DELETE FROM t", true)
+}
