@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,6 +14,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // This file is the "application": ordinary HTTP handlers using
@@ -41,6 +44,10 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /report", s.report)       // scenario connleak
 	mux.HandleFunc("GET /export", s.export)       // scenario rowsleak
 	mux.HandleFunc("GET /stock", s.checkStock)    // scenario stall
+	mux.HandleFunc("POST /rename", s.rename)      // scenario bypass
+	mux.HandleFunc("GET /summary", s.summary)     // scenario concurrent
+	mux.HandleFunc("POST /restock", s.restock)    // scenario locked
+	mux.HandleFunc("GET /audit", s.audit)         // scenario killed
 	return mux
 }
 
@@ -146,6 +153,174 @@ func (s *server) checkStock(w http.ResponseWriter, r *http.Request) {
 	}
 	tx.Commit()
 	writeJSON(w, http.StatusOK, map[string]int{"count": n})
+}
+
+// rename serves POST /rename?id=N&name=X: it checks the item in a
+// transaction, then renames it.
+//
+// BUG (scenario bypass): the rename runs on s.db instead of tx, as in the
+// gorm incident (tx := db.Begin(); db.Model(...).Update(...)). It needs a
+// second connection while this goroutine holds the transaction's: with a
+// full pool, the handler waits for itself for ever.
+func (s *server) rename(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlwatch_items").Scan(&n); err != nil {
+		s.fail(w, err)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if _, err := s.db.ExecContext(ctx, s.q("UPDATE sqlwatch_items SET name = ? WHERE id = ?"), name, r.URL.Query().Get("id")); err != nil { // BUG: s.db, not tx
+		s.fail(w, err)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"items": n})
+}
+
+// summary serves GET /summary: per item, the number of items sharing its
+// name, read in one transaction.
+//
+// BUG (scenario concurrent): the per-item counts run in goroutines, all on
+// the one transaction, while its rows are still being read. One
+// connection cannot do that: go-sql-driver/mysql answers "busy buffer",
+// then "invalid connection".
+func (s *server) summary(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.dialect != "sqlite"})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT id, name FROM sqlwatch_items ORDER BY id")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer rows.Close()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		counts = map[string][2]int{}
+		errs   []error
+	)
+	for n := 0; n < 8 && rows.Next(); n++ {
+		var it item
+		if err := rows.Scan(&it.ID, &it.Name); err != nil {
+			break
+		}
+		// Two figures per item, fetched in parallel... BUG: on the one tx,
+		// while its rows are still being read.
+		var same, longer int
+		var err1, err2 error
+		wg.Go(func() {
+			err1 = tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM sqlwatch_items WHERE name = ?"), it.Name).Scan(&same)
+		})
+		wg.Go(func() {
+			err2 = tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM sqlwatch_items WHERE name > ?"), it.Name).Scan(&longer)
+		})
+		wg.Wait()
+		mu.Lock()
+		counts[it.Name], errs = [2]int{same, longer}, append(errs, err1, err2)
+		mu.Unlock()
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, counts)
+}
+
+// restock serves POST /restock?id=N: it bumps an item in a transaction
+// that then does some slow work (two seconds) before committing. Its
+// session waits at most a short time for a lock.
+//
+// BUG (scenario locked): two restocks of one item at once: the second
+// waits for the first's row lock (SQLite: the database lock) and fails
+// with a lock timeout ("database is locked" on SQLite). The error names
+// no culprit; sqlwatch's report lists the transaction holding the lock.
+func (s *server) restock(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer conn.Close()
+	short := map[string][2]string{
+		"sqlite":   {"PRAGMA busy_timeout = 300", "PRAGMA busy_timeout = 5000"},
+		"mysql":    {"SET SESSION innodb_lock_wait_timeout = 1", "SET SESSION innodb_lock_wait_timeout = DEFAULT"},
+		"postgres": {"SET lock_timeout = '500ms'", "SET lock_timeout = DEFAULT"},
+	}[s.dialect]
+	if _, err := conn.ExecContext(ctx, short[0]); err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer conn.ExecContext(context.Background(), short[1])
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q("UPDATE sqlwatch_items SET name = name WHERE id = ?"), r.URL.Query().Get("id")); err != nil {
+		s.fail(w, err) // the second restock fails here
+		return
+	}
+	time.Sleep(2 * time.Second) // the slow work, holding the lock
+	if err := tx.Commit(); err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// audit serves GET /audit: it reads the items in a transaction. To show
+// what happens when a server session dies under a transaction (an
+// operator's KILL, a server restart, wait_timeout), it kills its own
+// session half way.
+func (s *server) audit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	kill := map[string][2]string{
+		"mysql":    {"SELECT CONNECTION_ID()", "KILL %d"},
+		"postgres": {"SELECT pg_backend_pid()", "SELECT pg_terminate_backend(%d)"},
+	}[s.dialect]
+	if kill[0] == "" {
+		http.Error(w, "no server session to kill on SQLite", http.StatusNotImplemented)
+		return
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer tx.Rollback()
+	var id int64
+	if err := tx.QueryRowContext(ctx, kill[0]).Scan(&id); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf(kill[1], id)); err != nil { // the "operator"
+		s.fail(w, err)
+		return
+	}
+	time.Sleep(100 * time.Millisecond)
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlwatch_items").Scan(&n); err != nil {
+		s.fail(w, err) // "invalid connection", "driver: bad connection", "conn closed"
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"items": n})
 }
 
 // report serves GET /report?period=day|week: a count of the items, run on

@@ -78,6 +78,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,14 +206,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fatal("%v", err)
 		}
 		defer os.RemoveAll(dir)
-		cfg.dsn = filepath.Join(dir, "items.db") + "?_pragma=busy_timeout(5000)"
+		cfg.dsn = filepath.Join(dir, "items.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
 	}
 
 	// Open the database through sqlwatch. Reports are logged as JSON on
 	// stderr and also handed to us as values, for -scenario.
 	reports := make(chan leak.Report, 64)
+	misuses := make(chan leak.Misuse, 64)
 	opts := []driver.Option{
 		driver.WithLogger(logger),
+		driver.WithMisuseFunc(func(m leak.Misuse) {
+			select {
+			case misuses <- m:
+			default:
+			}
+		}),
 		driver.WithReportFunc(func(r leak.Report) {
 			select {
 			case reports <- r:
@@ -271,6 +279,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.routes())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
+	// The live page of open resources. It shows SQL text: in a real service,
+	// put it behind the protection given to net/http/pprof.
+	mux.Handle("GET /debug/sqlwatch", leak.Handler())
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -295,9 +306,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code = 0
 	switch {
 	case cfg.scenario != "":
-		if sc.alert {
+		switch {
+		case slices.Contains(sc.notOn, cfg.driver):
+			fmt.Fprintf(stderr, "example: scenario %s does not run on %s\n", sc.name, cfg.driver)
+			return 2
+		case sc.alert:
 			code = runAlertScenario(sctx, sc, c, alerts, cfg.waitLimit, stdout, stderr)
-		} else {
+		case sc.misuse != "":
+			code = runMisuseScenario(sctx, sc, c, misuses, stdout, stderr)
+		default:
 			code = runScenario(sctx, sc, c, reports, cfg.threshold, stdout, stderr)
 		}
 		if !cfg.serve {
@@ -378,8 +395,8 @@ func demo(ctx context.Context, c *client, logger *slog.Logger) error {
 		}
 	}
 	for _, sc := range scenarios {
-		if sc.alert {
-			continue // needs a pool of its own size: run it with -scenario
+		if sc.alert || sc.misuse != "" {
+			continue // run these with -scenario
 		}
 		logger.Info("example: demo scenario", "scenario", sc.name, "expect", sc.kind.String(), "description", sc.description)
 		if err := sc.run(ctx, c); err != nil {
@@ -463,6 +480,52 @@ func runAlertScenario(ctx context.Context, sc scenario, c *client, alerts <-chan
 			return 1
 		}
 	}
+}
+
+// runMisuseScenario drives sc and waits for a misuse report of its kind
+// whose origin is in handlers.go; it prints the report on stdout.
+func runMisuseScenario(ctx context.Context, sc scenario, c *client, misuses <-chan leak.Misuse, stdout, stderr io.Writer) int {
+	if err := sc.run(ctx, c); err != nil {
+		fmt.Fprintf(stderr, "example: scenario %s: %v\n", sc.name, err)
+		return 1
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case m := <-misuses:
+			if m.Kind != sc.misuse || !strings.HasPrefix(m.Here.Origin, shortPath(handlersFile)+":") {
+				continue
+			}
+			json.NewEncoder(stdout).Encode(misuseJSON(m))
+			return 0
+		case <-timeout.C:
+			fmt.Fprintf(stderr, "example: scenario %s: no %s report naming %s within 10s\n", sc.name, sc.misuse, shortPath(handlersFile))
+			return 1
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "example: scenario %s: interrupted\n", sc.name)
+			return 1
+		}
+	}
+}
+
+// misuseJSON is a misuse report as -scenario prints it.
+func misuseJSON(m leak.Misuse) map[string]any {
+	out := map[string]any{"kind": m.Kind, "db_name": m.DBName, "origin": m.Here.Origin, "func": m.Here.Func,
+		"goroutine": m.Here.Goroutine, "query": m.Here.Query}
+	if m.There.Origin != "" {
+		out["there"] = m.There
+	}
+	if m.Class != "" {
+		out["class"] = m.Class
+	}
+	if m.Kind == leak.MisuseLockConflict {
+		out["holders"] = m.Holders
+	}
+	if m.Kind == leak.MisuseConnKilled {
+		out["state"], out["age"], out["idle"] = m.State, m.Age.Round(time.Millisecond).String(), m.Idle.Round(time.Millisecond).String()
+	}
+	return out
 }
 
 // alertJSON is the alert as -scenario prints it.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,13 @@ import (
 // report.
 func testScenario(t *testing.T, sc scenario, extra ...string) {
 	t.Helper()
+	drv := "sqlite"
+	if i := slices.Index(extra, "-driver"); i >= 0 {
+		drv = extra[i+1]
+	}
+	if slices.Contains(sc.notOn, drv) {
+		t.Skipf("scenario %s does not run on %s", sc.name, drv)
+	}
 	args := append([]string{"-scenario", sc.name, "-addr", "127.0.0.1:0", "-leak-threshold", "200ms"}, extra...)
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), args, &stdout, &stderr)
@@ -23,6 +31,17 @@ func testScenario(t *testing.T, sc scenario, extra ...string) {
 	}
 	if sc.alert {
 		checkAlert(t, sc, stdout.Bytes())
+		return
+	}
+	if sc.misuse != "" {
+		var m struct{ Kind, Origin string }
+		if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+			t.Fatalf("stdout is not one JSON report: %v\n%s", err, stdout.String())
+		}
+		if m.Kind != sc.misuse || !strings.HasPrefix(m.Origin, "example/handlers.go:") {
+			t.Errorf("got %s at %s; want %s in example/handlers.go", m.Kind, m.Origin, sc.misuse)
+		}
+		t.Logf("%s", bytes.TrimSpace(stdout.Bytes()))
 		return
 	}
 	var rep reportJSON
@@ -153,7 +172,7 @@ func TestDemo(t *testing.T) {
 	deadline := time.After(10 * time.Second)
 	leaks := 0
 	for _, sc := range scenarios {
-		if !sc.alert {
+		if !sc.alert && sc.misuse == "" {
 			leaks++
 		}
 	}
@@ -171,7 +190,7 @@ func TestDemo(t *testing.T) {
 				continue
 			}
 			for _, sc := range scenarios {
-				if !sc.alert && rec.Kind == sc.kind.String() && strings.HasPrefix(rec.Origin, "example/handlers.go:") {
+				if !sc.alert && sc.misuse == "" && rec.Kind == sc.kind.String() && strings.HasPrefix(rec.Origin, "example/handlers.go:") {
 					want[sc.name] = true
 				}
 			}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sqlwatch/sqlwatch/leak"
 )
@@ -29,6 +31,12 @@ type scenario struct {
 	alert bool
 	// maxOpen, when positive, replaces the pool's MaxOpenConns.
 	maxOpen int
+	// misuse, when set, means the scenario must produce a misuse report
+	// of that kind (leak.MisuseTxBypass, ...) whose origin is in
+	// handlers.go, instead of a leak report.
+	misuse string
+	// notOn lists the -driver values the scenario cannot run on.
+	notOn []string
 
 	// drive, when set, replaces sending requests, for scenarios that need
 	// more than a sequence of requests (concurrent clients, a request
@@ -81,6 +89,48 @@ var scenarios = []scenario{
 			return nil
 		},
 	},
+	{
+		name:        "bypass",
+		description: "POST /rename: the handler begins a tx, then updates through the pool instead of the tx (the gorm incident)",
+		misuse:      leak.MisuseTxBypass,
+		requests:    []request{{http.MethodPost, "/rename?id=1&name=renamed", http.StatusOK}},
+	},
+	{
+		name:        "concurrent",
+		description: "GET /summary: goroutines share one tx while its rows are open (MySQL: busy buffer)",
+		misuse:      leak.MisuseConcurrent,
+		requests: []request{
+			{http.MethodPost, "/orders?item=summary&quantity=1", http.StatusCreated},
+			{http.MethodPost, "/orders?item=summary&quantity=2", http.StatusCreated},
+			{http.MethodGet, "/summary", 0},
+		},
+	},
+	{
+		name:        "locked",
+		description: "two POST /restock at once: the second times out on the first's lock (SQLite: database is locked)",
+		misuse:      leak.MisuseLockConflict,
+		drive: func(ctx context.Context, c *client) error {
+			var it struct{ ID int64 }
+			if err := c.doJSON(ctx, request{http.MethodPost, "/orders?item=restock&quantity=1", http.StatusCreated}, &it); err != nil {
+				return err
+			}
+			restock := fmt.Sprintf("/restock?id=%d", it.ID)
+			first := make(chan error, 1)
+			go func() { first <- c.do(ctx, request{http.MethodPost, restock, http.StatusNoContent}) }()
+			time.Sleep(300 * time.Millisecond) // the first holds the lock
+			if err := c.do(ctx, request{http.MethodPost, restock, http.StatusInternalServerError}); err != nil {
+				return err
+			}
+			return <-first
+		},
+	},
+	{
+		name:        "killed",
+		description: "GET /audit: the handler's server session is killed while its tx is open",
+		misuse:      leak.MisuseConnKilled,
+		notOn:       []string{"sqlite"},
+		requests:    []request{{http.MethodGet, "/audit", http.StatusInternalServerError}},
+	},
 }
 
 // goodTraffic is what the demo sends before the scenarios: the correct
@@ -117,8 +167,11 @@ func scenarioHelp() string {
 	var b strings.Builder
 	for _, sc := range scenarios {
 		what := sc.kind.String()
-		if sc.alert {
+		switch {
+		case sc.alert:
 			what = "pool"
+		case sc.misuse != "":
+			what = "misuse"
 		}
 		fmt.Fprintf(&b, "  %-10s %-5s %s\n", sc.name, what, sc.description)
 	}
@@ -147,7 +200,11 @@ type client struct {
 }
 
 // do sends req and checks the status it gets.
-func (c *client) do(ctx context.Context, req request) error {
+func (c *client) do(ctx context.Context, req request) error { return c.doJSON(ctx, req, nil) }
+
+// doJSON sends req, checks the status it gets and, when v is not nil,
+// decodes the JSON body into v.
+func (c *client) doJSON(ctx context.Context, req request, v any) error {
 	hr, err := http.NewRequestWithContext(ctx, req.method, c.base+req.path, nil)
 	if err != nil {
 		return err
@@ -156,8 +213,13 @@ func (c *client) do(ctx context.Context, req request) error {
 	if err != nil {
 		return err
 	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode < 300 {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			return fmt.Errorf("%s %s: %w", req.method, req.path, err)
+		}
+	}
 	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	if c.sent != nil {
 		c.sent(req, resp.StatusCode)
 	}

@@ -13,6 +13,18 @@
 // line says how long it was held.
 //
 // All methods of Tracker and Resource are safe for concurrent use.
+//
+// The test gate fails a test that leaves a resource open, in the manner
+// of go.uber.org/goleak: t.Cleanup([Check](t)) at the start of a test,
+// [VerifyNone] for "nothing open at all", or [VerifyTestMain] in
+// TestMain. The failure lists each resource with its kind, age, origin
+// and stack; options ([Pool], [IgnoreOrigin], [IgnoreFunc], [RetryFor])
+// narrow what is checked and set how long to wait for database/sql to
+// close what it closes on its own goroutines.
+//
+// [Handler] serves a live page of every open resource of every pool, as
+// HTML or JSON. It shows SQL text: mount it only behind the protection
+// given to net/http/pprof.
 package leak
 
 import (
