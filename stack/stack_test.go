@@ -144,8 +144,8 @@ func TestCaptureDepth(t *testing.T) {
 	// A shallow stack: recurse frames, the test, tRunner, goexit.
 	var s stack.Stack
 	recurse(3, &s)
-	if got, want := s.Len(), 4+3; got != want {
-		t.Errorf("recurse(3): Len() = %d; want %d", got, want)
+	if got, want := len(stack.Frames(&s)), 4+3; got != want {
+		t.Errorf("recurse(3): %d frames; want %d: %v", got, want, stack.Frames(&s))
 	}
 }
 
