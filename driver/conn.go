@@ -243,11 +243,10 @@ func (c *conn) IsValid() bool {
 }
 
 func (c *conn) Close() error {
-	c.endCheckout()
 	if c.tx != nil {
-		c.p.tracker.Close(c.tx.res)
-		c.tx = nil
+		c.tx.end(metrics.TxError, nil)
 	}
+	c.endCheckout()
 	return c.inner.Close()
 }
 

@@ -76,17 +76,19 @@ func (x *txIndex) remove(g int64, t *tx) {
 	s.mu.Unlock()
 }
 
-// find returns the oldest open tx of goroutine g that is not on conn c.
-func (x *txIndex) find(g int64, c *conn) *leak.Resource {
+// with calls f with the oldest open tx of goroutine g that is not on conn
+// c, if any, under the shard's lock: the tx cannot end (and its resource
+// be recycled) while f reads it.
+func (x *txIndex) with(g int64, c *conn, f func(*leak.Resource)) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.m[g] {
 		if t.c != c {
-			return t.res
+			f(t.res)
+			return
 		}
 	}
-	return nil
 }
 
 // check runs before a statement (or checkout) on c: a goroutine bypassing
@@ -105,9 +107,11 @@ func (c *conn) check(query string) {
 	}
 	if c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
 		g := goid.Get()
-		if t := p.txs.find(g, c); t != nil {
-			c.report(&leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: t, ThereFuncLives: true})
-		}
+		p.txs.with(g, c, func(t *leak.Resource) {
+			e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: t, ThereFuncLives: true}
+			e.Here.Capture(2)
+			p.tracker.ReportMisuse(e)
+		})
 	}
 }
 

@@ -57,9 +57,13 @@ func (r *rows) Close() error {
 	if r.c != nil {
 		// database/sql closes rows under the conn's lock.
 		r.c.openRows--
+		if r.c.rows == r.res {
+			r.c.rows = nil
+		}
 		r.c = nil
 	}
 	r.p.tracker.Close(r.res)
+	r.res = nil // recycled
 	return err
 }
 

@@ -73,6 +73,7 @@ func (s *stmt) Close() error {
 		err = s.inner.Close()
 	}
 	s.c.p.tracker.Close(s.res)
+	s.res = nil // recycled
 	return err
 }
 

@@ -68,7 +68,10 @@ func (t *tx) Rollback() error {
 
 // end stops tracking the tx and records its duration.
 func (t *tx) end(o metrics.TxOutcome, err error) {
-	if t.c.p.rec.Enabled() && t.res != nil {
+	if t.res == nil {
+		return // ended already (its conn was closed under it)
+	}
+	if t.c.p.rec.Enabled() {
 		if err != nil {
 			o = metrics.TxError
 		}
@@ -82,6 +85,7 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 	t.held.Uncover()
 	t.held = nil
 	t.c.p.tracker.Close(t.res)
+	t.res = nil // recycled
 	if t.c.tx == t {
 		t.c.tx = nil
 	}

@@ -114,15 +114,16 @@ type Monitor struct {
 	once sync.Once
 
 	// poll state, owned by the polling goroutine (or Check's caller)
-	prev       sql.DBStats
-	havePrev   bool
-	inEpisode  bool
-	episodeAt  time.Time
-	lastAlert  time.Time
-	lastReturn time.Time
-	waitBase   int64 // WaitCount when a return was last seen
-	lastDump   time.Time
-	reason     string // of the current episode
+	prev        sql.DBStats
+	havePrev    bool
+	inEpisode   bool
+	episodeAt   time.Time
+	lastAlert   time.Time
+	lastReturn  time.Time
+	waitBase    int64 // WaitCount when a return was last seen
+	returnCount uint64
+	lastDump    time.Time
+	reason      string // of the current episode
 }
 
 // NewMonitor starts monitoring db, which must have been opened through
@@ -200,14 +201,11 @@ func (m *Monitor) Check() {
 	defer m.t.recoverPanic()
 	now := m.cfg.Now()
 	s := m.cfg.Stats()
-	if last := m.t.lastReturn(); last.After(m.lastReturn) || !m.havePrev {
-		if last.After(m.lastReturn) {
-			m.lastReturn = last
-		}
+	// A conn returned since the last poll: the return is dated to this
+	// poll (the precision is the interval).
+	if rc := m.t.returns(); rc != m.returnCount || !m.havePrev {
+		m.returnCount, m.lastReturn = rc, now
 		m.waitBase = s.WaitCount
-	}
-	if m.lastReturn.IsZero() {
-		m.lastReturn = now
 	}
 	if !m.havePrev {
 		m.prev, m.havePrev = s, true

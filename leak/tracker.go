@@ -103,11 +103,11 @@ const numShards = 32
 // spread over shards at random so that no lock is shared by all
 // goroutines.
 type shard struct {
-	mu         sync.Mutex
-	head       *Resource
-	n          int
-	lastReturn time.Time // when a conn checkout last ended in this shard
-	_          [16]byte  // keep shards on separate cache lines
+	mu      sync.Mutex
+	head    *Resource
+	n       int
+	returns uint64   // conn checkouts ended in this shard
+	_       [16]byte // keep shards on separate cache lines
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer
@@ -216,9 +216,27 @@ func (t *Tracker) Threshold(k Kind) time.Duration {
 // 0 meaning the caller of Open. It does not allocate beyond the Resource
 // itself and takes only one shard's lock.
 func (t *Tracker) Open(k Kind, skip int) *Resource {
-	r := &Resource{kind: k, start: t.cfg.Now(), limit: int32(t.cfg.QueryLimit), goid: goid.Get()}
+	r := t.newResource(k, t.cfg.Now(), goid.Get())
 	r.stack.Capture(skip + 1)
 	t.insert(r)
+	return r
+}
+
+// resources recycles Resources: one is opened for every checkout, so
+// allocating each would cost more than everything else sqlwatch does on
+// a statement. A Resource goes back at Close; its owner (the driver's
+// wrapper) drops its pointer then, and everything else reads resources
+// only under their shard's lock, while they are open.
+var resources = sync.Pool{New: func() any { return new(Resource) }}
+
+func (t *Tracker) newResource(k Kind, start time.Time, g int64) *Resource {
+	r := resources.Get().(*Resource)
+	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
+	r.closed, r.reported, r.suppressed = false, false, false
+	r.statements, r.lastQuery, r.truncated = 0, "", false
+	r.inTx.Store(false)
+	r.wrote.Store(false)
+	r.covered.Store(0)
 	return r
 }
 
@@ -230,7 +248,8 @@ func (t *Tracker) OpenLike(k Kind, like *Resource, skip int) *Resource {
 	if like == nil {
 		return t.Open(k, skip+1)
 	}
-	r := &Resource{kind: k, start: like.start, stack: like.stack, limit: int32(t.cfg.QueryLimit), goid: like.goid}
+	r := t.newResource(k, like.start, like.goid)
+	r.stack = like.stack
 	t.insert(r)
 	return r
 }
@@ -248,8 +267,8 @@ func (t *Tracker) insert(r *Resource) {
 	s.mu.Unlock()
 }
 
-// Close ends the tracking of r. Closing nil or an already closed
-// Resource does nothing. When r was reported as a leak, a release line
+// Close ends the tracking of r. Closing nil does nothing. After Close the
+// caller must drop r: it is recycled. When r was reported as a leak, a release line
 // is queued for the watchdog to log, so a slow logger never blocks the
 // caller.
 func (t *Tracker) Close(r *Resource) {
@@ -274,22 +293,19 @@ func (t *Tracker) Close(r *Resource) {
 	r.prev, r.next = nil, nil
 	s.n--
 	announce := r.reported && !r.suppressed
-	var now time.Time
-	if r.kind == KindConn || announce {
-		now = t.cfg.Now()
-		if r.kind == KindConn {
-			s.lastReturn = now
-		}
+	if r.kind == KindConn {
+		s.returns++
 	}
 	s.mu.Unlock()
-	if !announce {
-		return
+	if announce {
+		select {
+		case t.releases <- release{kind: r.kind, held: t.cfg.Now().Sub(r.start), stack: r.stack}:
+		default:
+			t.dropped.Add(1)
+		}
 	}
-	select {
-	case t.releases <- release{kind: r.kind, held: now.Sub(r.start), stack: r.stack}:
-	default:
-		t.dropped.Add(1)
-	}
+	r.lastQuery = ""
+	resources.Put(r)
 }
 
 // Note records that a statement ran on the resource: it counts it and
@@ -429,18 +445,17 @@ func (t *Tracker) Oldest(k Kind) (n int, age time.Duration) {
 	return n, age
 }
 
-// lastReturn returns when a conn checkout last ended (zero if never).
-func (t *Tracker) lastReturn() time.Time {
-	var last time.Time
+// returns counts the conn checkouts that have ended; the pool monitor
+// compares it between polls.
+func (t *Tracker) returns() uint64 {
+	var n uint64
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		if s.lastReturn.After(last) {
-			last = s.lastReturn
-		}
+		n += s.returns
 		s.mu.Unlock()
 	}
-	return last
+	return n
 }
 
 // Snapshot describes every open resource, oldest first, as Reports whose
