@@ -61,11 +61,12 @@ type conn struct {
 	tx      *tx            // the open transaction on this conn
 	discard bool           // make the next IsValid report false
 
-	stmts    int            // statements run in the current checkout
-	lastUsed time.Time      // when the last statement ended
-	openRows int            // rows open on this conn
-	rows     *leak.Resource // the latest of them
-	rowsGoid int64          // the goroutine that queried them
+	stmts     int                // statements run in the current checkout
+	lastUsed  time.Time          // when the last statement ended
+	openStmts map[*stmt]struct{} // prepared statements open on this conn
+	openRows  int                // rows open on this conn
+	rows      *leak.Resource     // the latest of them
+	rowsGoid  int64              // the goroutine that queried them
 }
 
 // sqlwatchConn is implemented by every conn type of this package.
@@ -132,7 +133,7 @@ type (
 )
 
 func newConn(ci driver.Conn, p *pool) driver.Conn {
-	c := &conn{inner: ci, p: p, lastUsed: time.Now()}
+	c := &conn{inner: ci, p: p, lastUsed: leak.Now()}
 	if ec, ok := ci.(driver.ExecerContext); ok {
 		c.ec = ec
 	} else if e, ok := ci.(driver.Execer); ok {
@@ -207,7 +208,7 @@ func (c *conn) endCheckout() {
 // note records a statement on the checkout and the open tx.
 func (c *conn) note(query string) {
 	c.stmts++
-	c.lastUsed = time.Now()
+	c.lastUsed = leak.Now()
 	c.res.Note(query)
 	if c.tx != nil {
 		c.tx.res.Note(query)
@@ -246,6 +247,12 @@ func (c *conn) Close() error {
 	if c.tx != nil {
 		c.tx.end(metrics.TxError, nil)
 	}
+	// Statements of a closed conn are gone with it, whether or not
+	// database/sql gets to close them (it does not when it discards a conn
+	// whose ResetSession failed).
+	for s := range c.openStmts {
+		s.forget()
+	}
 	c.endCheckout()
 	return c.inner.Close()
 }
@@ -268,6 +275,10 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	}
 	c.p.done(metrics.OpPrepare, start, err)
 	if err != nil {
+		// A prepare that fails (MySQL: "busy buffer" over open rows)
+		// is checked here; one that succeeds is checked when it runs.
+		c.check(query)
+		c.failed(ctx, err, query)
 		return nil, err
 	}
 	return newStmt(si, c, query, ctx, fresh), nil
@@ -293,7 +304,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	c.p.done(metrics.OpBegin, start, err)
 	if err != nil {
-		c.failed(err, "")
+		c.failed(ctx, err, "")
 		return nil, err
 	}
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1), held: c.res}
@@ -339,7 +350,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	if err != driver.ErrSkip {
 		c.check(query)
 		if err != nil {
-			c.failed(err, query)
+			c.failed(ctx, err, query)
 		}
 		c.note(query)
 	}
@@ -362,7 +373,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	if err != driver.ErrSkip {
 		c.check(query)
 		if err != nil {
-			c.failed(err, query)
+			c.failed(ctx, err, query)
 		}
 		c.note(query)
 	}

@@ -30,7 +30,7 @@ type pool struct {
 // means off.
 func (p *pool) begin() time.Time {
 	if p.rec.Enabled() {
-		return time.Now()
+		return leak.Now()
 	}
 	return time.Time{}
 }

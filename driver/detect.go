@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,10 @@ func (x *txIndex) with(g int64, c *conn, f func(*leak.Resource)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.m[g] {
-		if t.c != c {
+		// A tx whose context has ended is being rolled back by
+		// database/sql's own goroutine: it is no longer the
+		// application's.
+		if t.c != c && t.begin.Err() == nil {
 			f(t.res)
 			return
 		}
@@ -117,9 +121,16 @@ func (c *conn) check(query string) {
 
 // failed runs after a driver call on c returned err (not ErrSkip): lock
 // conflicts, and conns that died.
-func (c *conn) failed(err error, query string) {
+//
+// A bad connection while ctx (or, for a tx, its context) has ended is the
+// driver giving up on a cancelled statement, not a dead server session:
+// it is not reported as conn_killed.
+func (c *conn) failed(ctx context.Context, err error, query string) {
 	p := c.p
 	cl := metrics.Classify(err)
+	if cl == metrics.ClassBadConn && (ctx.Err() != nil || (c.tx != nil && c.tx.begin.Err() != nil)) {
+		return
+	}
 	switch {
 	case cl.IsLock() && p.detect&detectLock != 0:
 		e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()}

@@ -141,6 +141,19 @@ func WithQueryLimit(n int) Option {
 	})
 }
 
+// WithRedactedSQL replaces the literals (strings, numbers) in the SQL
+// text kept for reports with "?": the last_query of leak reports, the
+// queries of misuse reports and pool alerts, the live page and the test
+// gate's failures. It is applied when a report is made, not on the hot
+// path. Argument values are never kept in any case; this is for SQL that
+// has values written into its text. Comments are removed too.
+func WithRedactedSQL() Option {
+	return optionFunc(func(o *options) error {
+		o.leak.RedactSQL = true
+		return nil
+	})
+}
+
 // WithLibraries adds import-path prefixes whose frames are never a
 // report's origin, such as the application's own data-access package
 // ("example.com/shop/internal/db"). The built-in list is

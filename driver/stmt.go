@@ -59,10 +59,22 @@ func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *l
 	} else {
 		s.nvc = c.nvc
 	}
+	if c.openStmts == nil {
+		c.openStmts = map[*stmt]struct{}{}
+	}
+	c.openStmts[s] = struct{}{}
 	if cc, ok := si.(driver.ColumnConverter); ok {
 		return stmtCC{s, cc}
 	}
 	return s
+}
+
+// forget stops tracking s (database/sql serializes it with the conn's
+// other calls).
+func (s *stmt) forget() {
+	delete(s.c.openStmts, s)
+	s.c.p.tracker.Close(s.res)
+	s.res = nil // recycled
 }
 
 func (s *stmt) Close() error {
@@ -72,8 +84,7 @@ func (s *stmt) Close() error {
 	} else {
 		err = s.inner.Close()
 	}
-	s.c.p.tracker.Close(s.res)
-	s.res = nil // recycled
+	s.forget()
 	return err
 }
 
@@ -104,7 +115,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	s.c.p.done(metrics.OpExec, start, err)
 	s.c.check(s.query)
 	if err != nil {
-		s.c.failed(err, s.query)
+		s.c.failed(ctx, err, s.query)
 	}
 	return r, err
 }
@@ -125,7 +136,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	s.c.p.done(metrics.OpQuery, start, err)
 	s.c.check(s.query)
 	if err != nil {
-		s.c.failed(err, s.query)
+		s.c.failed(ctx, err, s.query)
 		return nil, err
 	}
 	return newRows(ri, s.c, ctx, fresh, s.query), nil

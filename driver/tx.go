@@ -36,7 +36,7 @@ func (t *tx) Commit() error {
 	}
 	t.c.p.done(metrics.OpCommit, start, err)
 	if err != nil {
-		t.c.failed(err, "COMMIT")
+		t.c.failed(t.begin, err, "COMMIT")
 	}
 	t.end(metrics.TxCommit, err)
 	return err
@@ -52,7 +52,7 @@ func (t *tx) Rollback() error {
 	}
 	t.c.p.done(metrics.OpRollback, start, err)
 	if err != nil {
-		t.c.failed(err, "ROLLBACK")
+		t.c.failed(t.begin, err, "ROLLBACK")
 	}
 	// database/sql discards the conn after a rollback caused by the end
 	// of the context unless the driver has both SessionResetter and

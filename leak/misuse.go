@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -187,7 +189,27 @@ func (t *Tracker) logMisuse(it misuseItem) {
 func (t *Tracker) site(st *stack.Stack, goid int64, query string) Site {
 	rep := Report{}
 	t.resolve(&rep, st)
-	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: query}
+	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: t.sqlText(query)}
+}
+
+// sqlText is SQL text as it leaves the tracker: cut to QueryLimit (the
+// text kept on a resource already is; a misuse's own statement is not)
+// and, with RedactSQL, with its literals replaced by "?". The "…" that
+// marks a cut text is kept out of the redaction, which would take it for
+// the end of an unterminated literal.
+func (t *Tracker) sqlText(q string) string {
+	cut := strings.HasSuffix(q, "…")
+	q = strings.TrimSuffix(q, "…")
+	if t.cfg.QueryLimit > 0 && len(q) > t.cfg.QueryLimit {
+		q, cut = truncate(q, t.cfg.QueryLimit), true
+	}
+	if t.cfg.RedactSQL {
+		q = redact.SQL(q)
+	}
+	if cut {
+		q += "…"
+	}
+	return q
 }
 
 // txHolders lists the open transactions, oldest first, but self.
@@ -256,8 +278,7 @@ func (t *Tracker) callbackMisuse(m Misuse) {
 	if t.cfg.OnMisuse == nil {
 		return
 	}
-	defer t.recoverPanic()
-	t.cfg.OnMisuse(m)
+	t.guard(func() { t.cfg.OnMisuse(m) })
 }
 
 // noteDeath keeps the idle times of recent deaths and logs, once per

@@ -67,6 +67,11 @@ type Config struct {
 	// QueryLimit is the number of bytes of SQL text kept per resource.
 	// Default DefaultQueryLimit.
 	QueryLimit int
+	// RedactSQL replaces the literals (strings, numbers) in the SQL text
+	// of reports, misuse reports, pool alerts and the live page with "?"
+	// (see internal/redact). It is applied when a report is made, never
+	// on the hot path.
+	RedactSQL bool
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now func() time.Time
 }
@@ -104,10 +109,11 @@ const numShards = 32
 // goroutines.
 type shard struct {
 	mu      sync.Mutex
-	head    *Resource
+	head    *Resource // newest
+	tail    *Resource // oldest
 	n       int
-	returns uint64   // conn checkouts ended in this shard
-	_       [16]byte // keep shards on separate cache lines
+	returns uint64  // conn checkouts ended in this shard
+	_       [8]byte // keep shards on separate cache lines
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer
@@ -183,7 +189,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		cfg.QueryLimit = DefaultQueryLimit
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = Now
 	}
 	t := &Tracker{
 		cfg:      cfg,
@@ -221,6 +227,15 @@ func (t *Tracker) Open(k Kind, skip int) *Resource {
 	t.insert(r)
 	return r
 }
+
+// epoch anchors Now.
+var epoch = time.Now()
+
+// Now is the tracker's default clock: time.Now's value, but read with one
+// monotonic clock read instead of two (wall and monotonic). The wall part
+// follows the monotonic clock from process start, which is what durations
+// need.
+func Now() time.Time { return epoch.Add(time.Since(epoch)) }
 
 // resources recycles Resources: one is opened for every checkout, so
 // allocating each would cost more than everything else sqlwatch does on
@@ -261,6 +276,8 @@ func (t *Tracker) insert(r *Resource) {
 	r.next = s.head
 	if s.head != nil {
 		s.head.prev = r
+	} else {
+		s.tail = r
 	}
 	s.head = r
 	s.n++
@@ -289,6 +306,8 @@ func (t *Tracker) Close(r *Resource) {
 	}
 	if r.next != nil {
 		r.next.prev = r.prev
+	} else {
+		s.tail = r.prev
 	}
 	r.prev, r.next = nil, nil
 	s.n--
@@ -534,13 +553,18 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 			if !pick(r) {
 				continue
 			}
-			n, q := r.statementInfo()
-			out = append(out, snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q,
-				goid: r.goid, inTx: r.inTx.Load(), wrote: r.wrote.Load()})
+			out = append(out, r.snapshot())
 		}
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// snapshot copies r; the caller holds r's shard lock.
+func (r *Resource) snapshot() snapshot {
+	n, q := r.statementInfo()
+	return snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q,
+		goid: r.goid, inTx: r.inTx.Load(), wrote: r.wrote.Load()}
 }
 
 // describe symbolizes a snapshot into a Report.
@@ -552,7 +576,7 @@ func (t *Tracker) describe(s *snapshot, now time.Time) Report {
 		Age:        now.Sub(s.start),
 		Threshold:  t.Threshold(s.kind),
 		Statements: s.statements,
-		LastQuery:  s.lastQuery,
+		LastQuery:  t.sqlText(s.lastQuery),
 		Suppressed: s.suppressed,
 		Goroutine:  s.goid,
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/stack"
@@ -19,6 +20,7 @@ type release struct {
 // watch is the watchdog goroutine.
 func (t *Tracker) watch() {
 	defer close(t.done)
+	defer stopping.Delete(t)
 	tick := time.NewTicker(t.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -56,7 +58,7 @@ func (t *Tracker) drainReleases() {
 func (t *Tracker) Scan() {
 	now := t.cfg.Now()
 	var dropped int64
-	snaps := t.collect(func(r *Resource) bool {
+	snaps := t.collectOldest(now, t.scanHorizon(), func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
 		if th <= 0 || r.reported || now.Sub(r.start) < th || r.covered.Load() > 0 {
 			return false
@@ -79,6 +81,47 @@ func (t *Tracker) Scan() {
 	for i := range snaps {
 		t.reportLeak(&snaps[i], now)
 	}
+}
+
+// scanMargin allows for resources inserted slightly out of order (a
+// start taken before the shard's lock, or copied from the checkout).
+const scanMargin = time.Second
+
+// scanHorizon is the age below which no resource can be reported: the
+// smallest enabled threshold, less scanMargin.
+func (t *Tracker) scanHorizon() time.Duration {
+	h := time.Duration(-1)
+	for _, k := range Kinds {
+		if th := t.cfg.Thresholds[k]; th > 0 && (h < 0 || th < h) {
+			h = th
+		}
+	}
+	if h < 0 {
+		return 1<<63 - 1 // nothing is reported: visit nothing
+	}
+	return max(h-scanMargin, 0)
+}
+
+// collectOldest is collect for the watchdog: it walks each shard from its
+// oldest resource and stops at the first younger than horizon, so a pass
+// over 100,000 young transactions touches a handful of them.
+func (t *Tracker) collectOldest(now time.Time, horizon time.Duration, pick func(*Resource) bool) []snapshot {
+	var out []snapshot
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for r := s.tail; r != nil; r = r.prev {
+			if now.Sub(r.start) < horizon {
+				break
+			}
+			if !pick(r) {
+				continue
+			}
+			out = append(out, r.snapshot())
+		}
+		s.mu.Unlock()
+	}
+	return out
 }
 
 // allow is a token bucket: ReportBurst reports at once, then
@@ -145,16 +188,57 @@ func (t *Tracker) logRelease(rel release) {
 }
 
 func (t *Tracker) log(level slog.Level, msg string, attrs []slog.Attr) {
-	defer t.recoverPanic()
-	t.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+	t.guard(func() { t.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...) })
 }
 
 func (t *Tracker) callback(rep Report) {
 	if t.cfg.OnReport == nil {
 		return
 	}
-	defer t.recoverPanic()
-	t.cfg.OnReport(rep)
+	t.guard(func() { t.cfg.OnReport(rep) })
+}
+
+// stopGrace bounds how long Stop (DB.Close) waits for a logger or
+// callback that does not return.
+const stopGrace = 2 * time.Second
+
+// stopping maps a *Tracker whose Stop found a logger or callback still
+// running to the time.Time its grace period ends.
+var stopping sync.Map
+
+// guard runs f, a logger or callback (the application's code), for the
+// watchdog and waits for it; a panic in f is recovered and counted. f
+// runs on a goroutine of its own so that a logger that blocks cannot
+// block Stop: once Stop has begun, the watchdog waits for such calls at
+// most stopGrace in all, then counts what is left as dropped and lets
+// Stop return; a blocked call keeps its goroutine until it returns.
+func (t *Tracker) guard(f func()) {
+	if v, ok := stopping.Load(t); ok && !time.Now().Before(v.(time.Time)) {
+		t.dropped.Add(1)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer t.recoverPanic()
+		f()
+	}()
+	select {
+	case <-done:
+		return
+	case <-t.stop:
+	}
+	deadline := time.Now().Add(stopGrace)
+	if v, loaded := stopping.LoadOrStore(t, deadline); loaded {
+		deadline = v.(time.Time)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.dropped.Add(1)
+	}
 }
 
 // recoverPanic keeps a panic in a callback, a logger or sqlwatch itself

@@ -1,0 +1,317 @@
+// Package redact removes literal values from SQL text, so that SQL kept for
+// reports can be shown without the data written in it.
+//
+// [SQL] replaces every literal with "?":
+//
+//   - string literals: '...' (with doubled-quote and backslash escapes), "..." (a
+//     string in MySQL's default mode; in PostgreSQL a quoted identifier,
+//     redacted all the same: when in doubt, redact), E'...' and
+//     $tag$...$tag$ (PostgreSQL), and the prefixed forms X'...', B'...',
+//     N'...' (the prefix goes with the literal);
+//   - numeric literals: integers, decimals (1.5, .5, 1.), exponents (1e-3),
+//     hexadecimal and binary (0x1F, 0b101), with PostgreSQL 16's digit
+//     separators (1_000). A leading sign is an operator and is kept.
+//
+// It keeps identifiers, including those with digits (t1, col_2, and
+// MySQL's identifiers that start with a digit, such as 1st), `quoted`
+// identifiers, placeholders (?, ?1, $1, :name, @p1) and everything else.
+//
+// Comments (-- and # to the end of the line, and /* */, nested as
+// PostgreSQL nests them) are removed: each becomes one space, since a
+// comment may hold anything. This also drops MySQL's /*! ... */ and
+// /*+ ... */ hints, and, in PostgreSQL, where '#' is an operator (#>,
+// #>>), the rest of that line: redaction errs on the side of removing.
+//
+// The text is not parsed as one dialect, so where MySQL and PostgreSQL
+// read a quoted literal differently — a backslash before the closing
+// quote, which MySQL takes as an escape and PostgreSQL (with
+// standard_conforming_strings) as a character — nothing after the opening
+// quote can be trusted, and SQL replaces everything from it to the end
+// with "?". An unterminated literal or comment (SQL text cut by a length
+// limit) runs to the end of the text.
+//
+// SQL never panics, whatever its input (including invalid UTF-8, which is
+// copied through), its result is never longer than its input, and it is
+// idempotent: SQL(SQL(q)) == SQL(q).
+package redact
+
+import "strings"
+
+// SQL returns q with its literal values replaced by "?" and its comments
+// by a space; see the package documentation.
+func SQL(q string) string {
+	var b strings.Builder
+	b.Grow(len(q))
+	i := 0
+	for i < len(q) {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"':
+			end, ok := quoted(q, i+1, c, false)
+			b.WriteByte('?')
+			if !ok {
+				return b.String()
+			}
+			i = end
+		case c == '`':
+			// A MySQL quoted identifier: kept when it is terminated.
+			j := strings.IndexByte(q[i+1:], '`')
+			if j < 0 {
+				b.WriteByte(c)
+				i++
+				continue
+			}
+			b.WriteString(q[i : i+j+2])
+			i += j + 2
+		case c == '-' && i+1 < len(q) && q[i+1] == '-' || c == '#':
+			j := strings.IndexByte(q[i:], '\n')
+			b.WriteByte(' ')
+			if j < 0 {
+				return b.String()
+			}
+			i += j // keep the newline
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			end, ok := blockComment(q, i+2)
+			b.WriteByte(' ')
+			if !ok {
+				return b.String()
+			}
+			i = end
+		case c == '$':
+			if i+1 < len(q) && isDigit(q[i+1]) {
+				// $1: a placeholder.
+				j := i + 1
+				for j < len(q) && isDigit(q[j]) {
+					j++
+				}
+				b.WriteString(q[i:j])
+				i = j
+				continue
+			}
+			if tag, ok := dollarTag(q, i); ok {
+				b.WriteByte('?')
+				j := strings.Index(q[i+len(tag):], tag)
+				if j < 0 {
+					return b.String()
+				}
+				i += len(tag) + j + len(tag)
+				continue
+			}
+			b.WriteByte(c)
+			i++
+		case c == '?':
+			// ? and ?NNN placeholders. Like a number, ?NNN followed by
+			// identifier characters runs on: ?1st is how "'x'1st"
+			// comes out, and must come out again the same.
+			j := i + 1
+			for j < len(q) && isDigit(q[j]) {
+				j++
+			}
+			if j > i+1 {
+				for j < len(q) && isIdent(q[j]) {
+					j++
+				}
+			}
+			b.WriteString(q[i:j])
+			i = j
+		case isDigit(c) || c == '.' && i+1 < len(q) && isDigit(q[i+1]):
+			j := number(q, i)
+			if j < len(q) && isIdent(q[j]) {
+				// 1st, 2fa_codes: a MySQL identifier starting with digits.
+				for j < len(q) && isIdent(q[j]) {
+					j++
+				}
+				b.WriteString(q[i:j])
+				i = j
+				continue
+			}
+			b.WriteByte('?')
+			i = j
+		case isIdentStart(c):
+			j := i + 1
+			for j < len(q) && isIdent(q[j]) {
+				j++
+			}
+			if j-i == 1 && j < len(q) && q[j] == '\'' {
+				switch c | 0x20 {
+				case 'e': // E'...': backslash escapes, in both dialects
+					end, ok := quoted(q, j+1, '\'', true)
+					b.WriteByte('?')
+					if !ok {
+						return b.String()
+					}
+					i = end
+					continue
+				case 'x', 'b', 'n': // X'ff', B'101', N'text'
+					end, ok := quoted(q, j+1, '\'', false)
+					b.WriteByte('?')
+					if !ok {
+						return b.String()
+					}
+					i = end
+					continue
+				}
+			}
+			b.WriteString(q[i:j])
+			i = j
+		case c == ':' || c == '@':
+			// :name and @p1 placeholders, ::casts, @@variables: copy the
+			// name with them so its digits are not taken for numbers.
+			j := i + 1
+			for j < len(q) && q[j] == c {
+				j++
+			}
+			if j < len(q) && isIdentStart(q[j]) {
+				for j < len(q) && isIdent(q[j]) {
+					j++
+				}
+			}
+			b.WriteString(q[i:j])
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+// quoted finds the end of a literal opened by quote just before start. A
+// doubled quote is an escape. With backslash, a backslash escapes the next
+// byte; without it, a quote after an odd run of backslashes makes the
+// literal ambiguous between dialects, which is reported like an
+// unterminated one. It returns the index after the closing quote, and
+// false when the literal runs to the end.
+func quoted(q string, start int, quote byte, backslash bool) (int, bool) {
+	i := start
+	for i < len(q) {
+		switch q[i] {
+		case '\\':
+			if backslash {
+				i += 2
+				continue
+			}
+			j := i
+			for j < len(q) && q[j] == '\\' {
+				j++
+			}
+			if j < len(q) && q[j] == quote && (j-i)%2 == 1 {
+				return len(q), false
+			}
+			i = j
+		case quote:
+			if i+1 < len(q) && q[i+1] == quote {
+				i += 2
+				continue
+			}
+			return i + 1, true
+		default:
+			i++
+		}
+	}
+	return len(q), false
+}
+
+// blockComment finds the end of a /* */ comment whose opening ends at
+// start, counting nested comments.
+func blockComment(q string, start int) (int, bool) {
+	depth := 1
+	i := start
+	for i+1 < len(q) {
+		switch {
+		case q[i] == '/' && q[i+1] == '*':
+			depth++
+			i += 2
+		case q[i] == '*' && q[i+1] == '/':
+			depth--
+			i += 2
+			if depth == 0 {
+				return i, true
+			}
+		default:
+			i++
+		}
+	}
+	return len(q), false
+}
+
+// dollarTag returns the opening "$tag$" (or "$$") of a PostgreSQL
+// dollar-quoted string starting at q[i] == '$', if there is one. A tag
+// is an identifier without '$'. A '$' that ends an identifier (a$b$c) has
+// been copied with it and never reaches here.
+func dollarTag(q string, i int) (string, bool) {
+	j := i + 1
+	if j < len(q) && q[j] == '$' {
+		return "$$", true
+	}
+	if j >= len(q) || !isIdentStart(q[j]) {
+		return "", false
+	}
+	for j < len(q) && (isIdentStart(q[j]) || isDigit(q[j])) {
+		j++
+	}
+	if j < len(q) && q[j] == '$' {
+		return q[i : j+1], true
+	}
+	return "", false
+}
+
+// number returns the end of the numeric literal starting at q[i].
+func number(q string, i int) int {
+	if q[i] == '0' && i+2 < len(q) {
+		switch q[i+1] | 0x20 {
+		case 'x':
+			if isHex(q[i+2]) {
+				j := i + 2
+				for j < len(q) && (isHex(q[j]) || q[j] == '_') {
+					j++
+				}
+				return j
+			}
+		case 'b', 'o':
+			if isDigit(q[i+2]) {
+				j := i + 2
+				for j < len(q) && (isDigit(q[j]) || q[j] == '_') {
+					j++
+				}
+				return j
+			}
+		}
+	}
+	j := i
+	for j < len(q) && (isDigit(q[j]) || q[j] == '_') {
+		j++
+	}
+	if j < len(q) && q[j] == '.' {
+		j++
+		for j < len(q) && (isDigit(q[j]) || q[j] == '_') {
+			j++
+		}
+	}
+	if j < len(q) && q[j]|0x20 == 'e' {
+		k := j + 1
+		if k < len(q) && (q[k] == '+' || q[k] == '-') {
+			k++
+		}
+		if k < len(q) && isDigit(q[k]) {
+			for k < len(q) && isDigit(q[k]) {
+				k++
+			}
+			j = k
+		}
+	}
+	return j
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+// isIdentStart: a letter, '_' or any byte of a multi-byte UTF-8 sequence.
+func isIdentStart(c byte) bool {
+	return 'a' <= c|0x20 && c|0x20 <= 'z' || c == '_' || c >= 0x80
+}
+
+// isIdent: what may follow in an identifier (MySQL and PostgreSQL both
+// allow '$' after the first character).
+func isIdent(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }

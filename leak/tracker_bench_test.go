@@ -1,0 +1,82 @@
+package leak
+
+import (
+	"log/slog"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// BenchmarkOpenClose is the tracker's share of every checkout.
+func BenchmarkOpenClose(b *testing.B) {
+	t, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Stop()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r := t.Open(KindConn, 0)
+			r.Note("SELECT 1")
+			t.Close(r)
+		}
+	})
+}
+
+// BenchmarkScan100k is one watchdog pass over 100,000 open transactions,
+// none past its threshold (the common case: nothing to symbolize). The
+// budget is 50 ms.
+func BenchmarkScan100k(b *testing.B) {
+	t, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Stop()
+	rs := make([]*Resource, 100_000)
+	for i := range rs {
+		rs[i] = t.Open(KindTx, 0)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		t.Scan()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/pass")
+	for _, r := range rs {
+		t.Close(r)
+	}
+}
+
+// TestResourceSize holds the memory of one tracked resource to the budget
+// of 512 bytes, measured both as the struct's size and as heap growth per
+// open resource.
+func TestResourceSize(t *testing.T) {
+	if n := unsafe.Sizeof(Resource{}); n > 512 {
+		t.Errorf("Resource is %d bytes; the budget is 512", n)
+	}
+	tr, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	const n = 20_000
+	rs := make([]*Resource, 0, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		rs = append(rs, tr.Open(KindTx, 0))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%d bytes (struct) / %.0f bytes (heap) per open resource", unsafe.Sizeof(Resource{}), per)
+	if per > 512 {
+		t.Errorf("%.0f bytes of heap per open resource; the budget is 512", per)
+	}
+	for _, r := range rs {
+		tr.Close(r)
+	}
+}
