@@ -204,11 +204,3 @@ func WithMisuseFunc(f func(leak.Misuse)) Option {
 		return nil
 	})
 }
-
-// withClock injects a clock, for tests.
-func withClock(now func() time.Time) Option {
-	return optionFunc(func(o *options) error {
-		o.leak.Now = now
-		return nil
-	})
-}

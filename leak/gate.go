@@ -61,6 +61,22 @@ func (o *gateOpts) fail(format string, args ...any) {
 	o.errs = append(o.errs, fmt.Sprintf(format, args...))
 }
 
+// nonEmpty records an error unless list is non-empty and holds no empty
+// string (which would match every resource).
+func (o *gateOpts) nonEmpty(option, what string, list []string) bool {
+	if len(list) == 0 {
+		o.fail("%s: no %s given", option, what)
+		return false
+	}
+	for _, s := range list {
+		if s == "" {
+			o.fail("%s: an empty %s would match every resource", option, what)
+			return false
+		}
+	}
+	return true
+}
+
 // IgnoreOrigin ignores the resources whose origin (a "dir/file.go:LINE"
 // string, as in [Report.Origin]) contains any of substrs, such as
 // "cache/warm.go:" for one file or "cache/" for a directory. An empty
@@ -68,16 +84,9 @@ func (o *gateOpts) fail(format string, args ...any) {
 // nothing.
 func IgnoreOrigin(substrs ...string) Option {
 	return gateOption(func(o *gateOpts) {
-		if len(substrs) == 0 {
-			o.fail("leak.IgnoreOrigin: no origin given")
+		if o.nonEmpty("leak.IgnoreOrigin", "origin", substrs) {
+			o.origins = append(o.origins, substrs...)
 		}
-		for _, s := range substrs {
-			if s == "" {
-				o.fail("leak.IgnoreOrigin: an empty origin would ignore every resource")
-				return
-			}
-		}
-		o.origins = append(o.origins, substrs...)
 	})
 }
 
@@ -87,16 +96,9 @@ func IgnoreOrigin(substrs ...string) Option {
 // none at all, is an error.
 func IgnoreFunc(names ...string) Option {
 	return gateOption(func(o *gateOpts) {
-		if len(names) == 0 {
-			o.fail("leak.IgnoreFunc: no function given")
+		if o.nonEmpty("leak.IgnoreFunc", "function name", names) {
+			o.funcs = append(o.funcs, names...)
 		}
-		for _, s := range names {
-			if s == "" {
-				o.fail("leak.IgnoreFunc: empty function name")
-				return
-			}
-		}
-		o.funcs = append(o.funcs, names...)
 	})
 }
 

@@ -414,9 +414,9 @@ func TestInvalidOptions(t *testing.T) {
 	f("leak.RetryFor(-1s): negative duration", leak.RetryFor(-time.Second))
 	f("leak.RetryFor given twice: 1s, then 2s", leak.RetryFor(time.Second), leak.RetryFor(2*time.Second))
 	f("leak.IgnoreOrigin: no origin given", leak.IgnoreOrigin())
-	f("leak.IgnoreOrigin: an empty origin would ignore every resource", leak.IgnoreOrigin("a.go", ""))
-	f("leak.IgnoreFunc: no function given", leak.IgnoreFunc())
-	f("leak.IgnoreFunc: empty function name", leak.IgnoreFunc(""))
+	f("leak.IgnoreOrigin: an empty origin would match every resource", leak.IgnoreOrigin("a.go", ""))
+	f("leak.IgnoreFunc: no function name given", leak.IgnoreFunc())
+	f("leak.IgnoreFunc: an empty function name would match every resource", leak.IgnoreFunc(""))
 	f("nil leak.Option", nil)
 	f("leak.Pool: nil *sql.DB\n\tleak.RetryFor(-1ns): negative duration", leak.Pool(nil), leak.RetryFor(-1))
 }
