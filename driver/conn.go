@@ -6,8 +6,8 @@ import (
 	"errors"
 	"runtime"
 	"strings"
-	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -62,7 +62,7 @@ type conn struct {
 	discard bool           // make the next IsValid report false
 
 	stmts     int                // statements run in the current checkout
-	lastUsed  time.Time          // when the last statement ended
+	lastUsed  int64              // when the last statement ended (internal/clock)
 	openStmts map[*stmt]struct{} // prepared statements open on this conn
 	openRows  int                // rows open on this conn
 	rows      *leak.Resource     // the latest of them
@@ -133,7 +133,7 @@ type (
 )
 
 func newConn(ci driver.Conn, p *pool) driver.Conn {
-	c := &conn{inner: ci, p: p, lastUsed: leak.Now()}
+	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
 	if ec, ok := ci.(driver.ExecerContext); ok {
 		c.ec = ec
 	} else if e, ok := ci.(driver.Execer); ok {
@@ -198,7 +198,7 @@ func (c *conn) checkout() *leak.Resource {
 func (c *conn) endCheckout() {
 	if c.res != nil {
 		if c.p.rec.Enabled() {
-			c.p.rec.ConnReturned(time.Since(c.res.Start()))
+			c.p.rec.ConnReturned(c.res.Elapsed())
 		}
 		c.p.tracker.Close(c.res)
 		c.res = nil
@@ -208,11 +208,19 @@ func (c *conn) endCheckout() {
 // note records a statement on the checkout and the open tx.
 func (c *conn) note(query string) {
 	c.stmts++
-	c.lastUsed = leak.Now()
 	c.res.Note(query)
 	if c.tx != nil {
 		c.tx.res.Note(query)
 	}
+}
+
+// used records when the last statement ended: end, the reading that
+// timed it, or a fresh reading when metrics are off (end is 0).
+func (c *conn) used(end int64) {
+	if end == 0 {
+		end = clock.Now()
+	}
+	c.lastUsed = end
 }
 
 // resetSession is called by database/sql when it takes a used conn out of
@@ -344,7 +352,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	} else {
 		r, err = c.ec.ExecContext(ctx, query, args)
 	}
-	c.p.done(metrics.OpExec, start, err)
+	end := c.p.done(metrics.OpExec, start, err)
 	// On ErrSkip database/sql prepares the statement and runs it again:
 	// it is counted and checked there.
 	if err != driver.ErrSkip {
@@ -353,6 +361,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 			c.failed(ctx, err, query)
 		}
 		c.note(query)
+		c.used(end)
 	}
 	return r, err
 }
@@ -369,13 +378,14 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	} else {
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
-	c.p.done(metrics.OpQuery, start, err)
+	end := c.p.done(metrics.OpQuery, start, err)
 	if err != driver.ErrSkip {
 		c.check(query)
 		if err != nil {
 			c.failed(ctx, err, query)
 		}
 		c.note(query)
+		c.used(end)
 	}
 	if err != nil {
 		return nil, err

@@ -7,10 +7,10 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/ngrok/sqlmw"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -26,20 +26,24 @@ type pool struct {
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
 }
 
-// begin starts timing an operation when metrics are on: the zero time
-// means off.
-func (p *pool) begin() time.Time {
+// begin starts timing an operation when metrics are on: it returns an
+// internal/clock reading, or 0 when metrics are off.
+func (p *pool) begin() int64 {
 	if p.rec.Enabled() {
-		return leak.Now()
+		return clock.Now()
 	}
-	return time.Time{}
+	return 0
 }
 
-// done records an operation timed by begin.
-func (p *pool) done(op metrics.Op, start time.Time, err error) {
-	if !start.IsZero() {
-		p.rec.Done(op, start, err)
+// done records an operation timed by begin and returns the clock reading
+// that ended it, or 0 when metrics are off (nothing was read).
+func (p *pool) done(op metrics.Op, start int64, err error) int64 {
+	if start == 0 {
+		return 0
 	}
+	end := clock.Now()
+	p.rec.Done(op, clock.Between(start, end), err)
+	return end
 }
 
 // newPool creates a pool's tracker, named by the option or by fallback.

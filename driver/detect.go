@@ -4,8 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
@@ -139,7 +139,7 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 		}
 		c.report(e)
 	case cl == metrics.ClassBadConn:
-		idle := time.Since(c.lastUsed)
+		idle := clock.Since(c.lastUsed)
 		state := leak.DeathIdle
 		holder := c.res
 		switch {
@@ -151,7 +151,7 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 		p.tracker.ConnDied(state, idle)
 		if state != leak.DeathIdle && p.detect&detectKilled != 0 && holder != nil {
 			c.report(&leak.MisuseEvent{Kind: leak.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
-				There: holder, Age: time.Since(holder.Start()), Idle: idle, State: state})
+				There: holder, Age: holder.Elapsed(), Idle: idle, State: state})
 		}
 	}
 }
@@ -165,6 +165,6 @@ func (c *conn) report(e *leak.MisuseEvent) {
 // diedIdle counts a conn found dead when taken out of the pool.
 func (c *conn) diedIdle(err error) {
 	if metrics.Classify(err) == metrics.ClassBadConn {
-		c.p.tracker.ConnDied(leak.DeathIdle, time.Since(c.lastUsed))
+		c.p.tracker.ConnDied(leak.DeathIdle, clock.Since(c.lastUsed))
 	}
 }

@@ -112,7 +112,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	} else {
 		r, err = s.sec.ExecContext(ctx, args)
 	}
-	s.c.p.done(metrics.OpExec, start, err)
+	s.c.used(s.c.p.done(metrics.OpExec, start, err))
 	s.c.check(s.query)
 	if err != nil {
 		s.c.failed(ctx, err, s.query)
@@ -133,7 +133,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	} else {
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
-	s.c.p.done(metrics.OpQuery, start, err)
+	s.c.used(s.c.p.done(metrics.OpQuery, start, err))
 	s.c.check(s.query)
 	if err != nil {
 		s.c.failed(ctx, err, s.query)

@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
-	"time"
 
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
@@ -75,7 +74,7 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 		if err != nil {
 			o = metrics.TxError
 		}
-		t.c.p.rec.TxEnded(o, time.Since(t.res.Start()))
+		t.c.p.rec.TxEnded(o, t.res.Elapsed())
 	}
 	if t.indexed {
 		t.c.p.txs.remove(t.goid, t)

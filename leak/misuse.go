@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
@@ -112,7 +113,7 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 	ev := misuseItem{ev: *e}
 	if e.There != nil {
 		ev.there = e.There.stack
-		ev.thereStart = e.There.start
+		ev.thereStart = clock.Time(e.There.start)
 		ev.thereGoid = e.There.goid
 		_, ev.thereQuery = e.There.statementInfo()
 	}

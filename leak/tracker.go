@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
@@ -72,7 +73,7 @@ type Config struct {
 	// (see internal/redact). It is applied when a report is made, never
 	// on the hot path.
 	RedactSQL bool
-	// Now is the clock; default time.Now. Tests inject their own.
+	// Now is the clock; default [Now]. Tests inject their own.
 	Now func() time.Time
 }
 
@@ -84,6 +85,7 @@ type Tracker struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	injected bool // cfg.Now was given: read it instead of internal/clock
 
 	// watchdog-only state
 	tokens     float64
@@ -122,7 +124,7 @@ type Resource struct {
 	kind       Kind
 	shard      *shard
 	prev, next *Resource
-	start      time.Time
+	start      int64 // an internal/clock reading
 	stack      stack.Stack
 
 	// guarded by shard.mu
@@ -188,7 +190,8 @@ func NewTracker(cfg Config) (*Tracker, error) {
 	if cfg.QueryLimit == 0 {
 		cfg.QueryLimit = DefaultQueryLimit
 	}
-	if cfg.Now == nil {
+	injected := cfg.Now != nil
+	if !injected {
 		cfg.Now = Now
 	}
 	t := &Tracker{
@@ -199,6 +202,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		tokens:   float64(cfg.ReportBurst),
+		injected: injected,
 	}
 	t.lastRefill = cfg.Now()
 	registry.add(t)
@@ -222,20 +226,25 @@ func (t *Tracker) Threshold(k Kind) time.Duration {
 // 0 meaning the caller of Open. It does not allocate beyond the Resource
 // itself and takes only one shard's lock.
 func (t *Tracker) Open(k Kind, skip int) *Resource {
-	r := t.newResource(k, t.cfg.Now(), goid.Get())
+	r := t.newResource(k, t.now(), goid.Get())
 	r.stack.Capture(skip + 1)
 	t.insert(r)
 	return r
 }
 
-// epoch anchors Now.
-var epoch = time.Now()
+// Now is the tracker's default clock: time.Now's value, but read from
+// the monotonic clock alone (internal/clock), whose wall part follows the
+// monotonic clock from process start, which is what durations need.
+func Now() time.Time { return clock.Time(clock.Now()) }
 
-// Now is the tracker's default clock: time.Now's value, but read with one
-// monotonic clock read instead of two (wall and monotonic). The wall part
-// follows the monotonic clock from process start, which is what durations
-// need.
-func Now() time.Time { return epoch.Add(time.Since(epoch)) }
+// now reads the tracker's clock as an internal/clock reading: the hot
+// path's form of cfg.Now.
+func (t *Tracker) now() int64 {
+	if t.injected {
+		return clock.Of(t.cfg.Now())
+	}
+	return clock.Now()
+}
 
 // resources recycles Resources: one is opened for every checkout, so
 // allocating each would cost more than everything else sqlwatch does on
@@ -244,7 +253,7 @@ func Now() time.Time { return epoch.Add(time.Since(epoch)) }
 // only under their shard's lock, while they are open.
 var resources = sync.Pool{New: func() any { return new(Resource) }}
 
-func (t *Tracker) newResource(k Kind, start time.Time, g int64) *Resource {
+func (t *Tracker) newResource(k Kind, start int64, g int64) *Resource {
 	r := resources.Get().(*Resource)
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
@@ -318,7 +327,7 @@ func (t *Tracker) Close(r *Resource) {
 	s.mu.Unlock()
 	if announce {
 		select {
-		case t.releases <- release{kind: r.kind, held: t.cfg.Now().Sub(r.start), stack: r.stack}:
+		case t.releases <- release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
 		default:
 			t.dropped.Add(1)
 		}
@@ -400,7 +409,12 @@ func (r *Resource) Uncover() {
 func (r *Resource) Kind() Kind { return r.kind }
 
 // Start returns when the resource was opened.
-func (r *Resource) Start() time.Time { return r.start }
+func (r *Resource) Start() time.Time { return clock.Time(r.start) }
+
+// Elapsed returns the time since the resource was opened, read from the
+// default clock (never an injected one): the driver's measure of a
+// transaction's or checkout's duration for metrics.
+func (r *Resource) Elapsed() time.Duration { return clock.Since(r.start) }
 
 func (r *Resource) statementInfo() (int64, string) {
 	r.mu.Lock()
@@ -444,22 +458,22 @@ func (t *Tracker) OpenCount(k Kind) int {
 // the oldest (0 when none is open). It takes each shard's lock in turn,
 // briefly; it is meant for scrapes, not for every statement.
 func (t *Tracker) Oldest(k Kind) (n int, age time.Duration) {
-	var oldest time.Time
+	var oldest int64
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for r := s.head; r != nil; r = r.next {
 			if r.kind == k {
-				n++
-				if oldest.IsZero() || r.start.Before(oldest) {
+				if n == 0 || r.start < oldest {
 					oldest = r.start
 				}
+				n++
 			}
 		}
 		s.mu.Unlock()
 	}
 	if n > 0 {
-		age = t.cfg.Now().Sub(oldest)
+		age = clock.Between(oldest, t.now())
 	}
 	return n, age
 }
@@ -563,7 +577,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 // snapshot copies r; the caller holds r's shard lock.
 func (r *Resource) snapshot() snapshot {
 	n, q := r.statementInfo()
-	return snapshot{kind: r.kind, start: r.start, stack: r.stack, statements: n, lastQuery: q,
+	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
 		goid: r.goid, inTx: r.inTx.Load(), wrote: r.wrote.Load()}
 }
 

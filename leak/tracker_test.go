@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// clock is an injected clock that tests move by hand.
-type clock struct {
+// fakeClock is an injected clock that tests move by hand.
+type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) {
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
@@ -28,7 +28,7 @@ func (c *clock) add(d time.Duration) {
 // Scan), logging JSON into a buffer.
 type fixture struct {
 	t       *Tracker
-	clock   *clock
+	clock   *fakeClock
 	buf     *syncBuffer
 	reports []Report
 	mu      sync.Mutex
@@ -63,7 +63,7 @@ func (s *syncBuffer) lines() []map[string]any {
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{clock: &clock{now: time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)}, buf: &syncBuffer{}}
+	f := &fixture{clock: &fakeClock{now: time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)}, buf: &syncBuffer{}}
 	cfg.Now = f.clock.Now
 	cfg.Interval = time.Hour
 	if cfg.DBName == "" {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -57,10 +58,11 @@ func (t *Tracker) drainReleases() {
 // clock. Scan must not be called concurrently with itself.
 func (t *Tracker) Scan() {
 	now := t.cfg.Now()
+	nowNS := clock.Of(now)
 	var dropped int64
-	snaps := t.collectOldest(now, t.scanHorizon(), func(r *Resource) bool {
+	snaps := t.collectOldest(nowNS, t.scanHorizon(), func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
-		if th <= 0 || r.reported || now.Sub(r.start) < th || r.covered.Load() > 0 {
+		if th <= 0 || r.reported || time.Duration(nowNS-r.start) < th || r.covered.Load() > 0 {
 			return false
 		}
 		r.reported = true
@@ -105,13 +107,13 @@ func (t *Tracker) scanHorizon() time.Duration {
 // collectOldest is collect for the watchdog: it walks each shard from its
 // oldest resource and stops at the first younger than horizon, so a pass
 // over 100,000 young transactions touches a handful of them.
-func (t *Tracker) collectOldest(now time.Time, horizon time.Duration, pick func(*Resource) bool) []snapshot {
+func (t *Tracker) collectOldest(now int64, horizon time.Duration, pick func(*Resource) bool) []snapshot {
 	var out []snapshot
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for r := s.tail; r != nil; r = r.prev {
-			if now.Sub(r.start) < horizon {
+			if time.Duration(now-r.start) < horizon {
 				break
 			}
 			if !pick(r) {

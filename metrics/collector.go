@@ -91,10 +91,7 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 // hot-path recording on.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.rec.on.Store(true)
-	c.rec.stmt.Describe(ch)
-	c.rec.tx.Describe(ch)
-	c.rec.connHold.Describe(ch)
-	c.rec.errors.Describe(ch)
+	c.rec.describe(ch)
 	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths} {
 		ch <- d
 	}
@@ -104,10 +101,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect computes the gauges from the tracker at scrape time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.rec.on.Store(true)
-	c.rec.stmt.Collect(ch)
-	c.rec.tx.Collect(ch)
-	c.rec.connHold.Collect(ch)
-	c.rec.errors.Collect(ch)
+	c.rec.collect(ch)
 
 	txN, txAge := c.tracker.Oldest(leak.KindTx)
 	connN, connAge := c.tracker.Oldest(leak.KindConn)

@@ -64,11 +64,9 @@ type Recorder struct {
 	dbName string
 	on     atomic.Bool
 
-	stmt      *prometheus.HistogramVec
-	stmtObs   [numOps]prometheus.Observer
-	tx        *prometheus.HistogramVec
-	txObs     [3]prometheus.Observer
-	connHold  prometheus.Histogram
+	stmt      [numOps]*histogram // sqlwatch_statement_duration_seconds, by op
+	tx        [3]*histogram      // sqlwatch_tx_duration_seconds, by outcome
+	connHold  *histogram         // sqlwatch_conn_hold_seconds
 	errors    *prometheus.CounterVec
 	errorsHot [numOps][numClasses]prometheus.Counter
 }
@@ -86,26 +84,15 @@ const (
 // NewRecorder returns the Recorder of a pool named dbName.
 func NewRecorder(dbName string) *Recorder {
 	labels := prometheus.Labels{"db_name": dbName}
+	stmt := prometheus.NewDesc("sqlwatch_statement_duration_seconds",
+		"Duration of driver operations, by operation.", []string{"op"}, labels)
+	tx := prometheus.NewDesc("sqlwatch_tx_duration_seconds",
+		"Duration of transactions from begin to commit or rollback, by outcome.", []string{"outcome"}, labels)
+	hold := prometheus.NewDesc("sqlwatch_conn_hold_seconds",
+		"How long connections stayed checked out of the pool.", nil, labels)
 	r := &Recorder{
-		dbName: dbName,
-		stmt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:        "sqlwatch_statement_duration_seconds",
-			Help:        "Duration of driver operations, by operation.",
-			ConstLabels: labels,
-			Buckets:     StatementBuckets,
-		}, []string{"op"}),
-		tx: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:        "sqlwatch_tx_duration_seconds",
-			Help:        "Duration of transactions from begin to commit or rollback, by outcome.",
-			ConstLabels: labels,
-			Buckets:     HoldBuckets,
-		}, []string{"outcome"}),
-		connHold: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:        "sqlwatch_conn_hold_seconds",
-			Help:        "How long connections stayed checked out of the pool.",
-			ConstLabels: labels,
-			Buckets:     HoldBuckets,
-		}),
+		dbName:   dbName,
+		connHold: newHistogram(hold, HoldBuckets),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "sqlwatch_errors_total",
 			Help:        "Errors returned by the driver, by operation and class.",
@@ -113,36 +100,56 @@ func NewRecorder(dbName string) *Recorder {
 		}, []string{"op", "class"}),
 	}
 	for op := range numOps {
-		r.stmtObs[op] = r.stmt.WithLabelValues(op.String())
+		r.stmt[op] = newHistogram(stmt, StatementBuckets, op.String())
 		for c := range numClasses {
 			r.errorsHot[op][c] = r.errors.WithLabelValues(op.String(), c.String())
 		}
 	}
 	for i, o := range []string{"commit", "rollback", "error"} {
-		r.txObs[i] = r.tx.WithLabelValues(o)
+		r.tx[i] = newHistogram(tx, HoldBuckets, o)
 	}
 	return r
+}
+
+// describe sends the descriptors of the recorder's metrics.
+func (r *Recorder) describe(ch chan<- *prometheus.Desc) {
+	ch <- r.stmt[0].desc
+	ch <- r.tx[0].desc
+	ch <- r.connHold.desc
+	r.errors.Describe(ch)
+}
+
+// collect sends the recorder's metrics.
+func (r *Recorder) collect(ch chan<- prometheus.Metric) {
+	for _, h := range r.stmt {
+		ch <- h.metric()
+	}
+	for _, h := range r.tx {
+		ch <- h.metric()
+	}
+	ch <- r.connHold.metric()
+	r.errors.Collect(ch)
 }
 
 // Enabled reports whether a collector for the pool is registered; the
 // driver skips timing otherwise.
 func (r *Recorder) Enabled() bool { return r != nil && r.on.Load() }
 
-// Done records an operation that started at start and returned err.
+// Done records an operation that lasted d and returned err.
 // Cancellations are errors too; driver.ErrSkip is not (database/sql
 // retries another way) and is not recorded.
-func (r *Recorder) Done(op Op, start time.Time, err error) {
+func (r *Recorder) Done(op Op, d time.Duration, err error) {
 	if err == driver.ErrSkip {
 		return
 	}
-	r.stmtObs[op].Observe(time.Since(start).Seconds())
+	r.stmt[op].observe(d)
 	if err != nil {
 		r.errorsHot[op][Classify(err)].Inc()
 	}
 }
 
 // TxEnded records a transaction that lasted d.
-func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.txObs[o].Observe(d.Seconds()) }
+func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.tx[o].observe(d) }
 
 // ConnReturned records a checkout that lasted d.
-func (r *Recorder) ConnReturned(d time.Duration) { r.connHold.Observe(d.Seconds()) }
+func (r *Recorder) ConnReturned(d time.Duration) { r.connHold.observe(d) }
