@@ -307,7 +307,7 @@ func (o *gateOpts) open(before map[*Resource]struct{}) []Report {
 			if _, old := before[r]; old {
 				return false
 			}
-			return r.covered.Load() == 0 // the tx or rows holding it is reported instead
+			return !r.covered() // the tx or rows holding it is reported instead
 		})
 		if len(snaps) == 0 {
 			continue

@@ -202,7 +202,7 @@ func buildPage() pageJSON {
 func describePool(t *Tracker) poolJSON {
 	var covered []bool // parallel to the snapshots: collect keeps pick's order
 	snaps := t.collect(func(r *Resource) bool {
-		covered = append(covered, r.covered.Load() > 0)
+		covered = append(covered, r.covered())
 		return true
 	})
 	now := t.cfg.Now()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -107,8 +106,8 @@ type Tracker struct {
 const numShards = 32
 
 // shard is one lock-protected list of open resources; resources are
-// spread over shards at random so that no lock is shared by all
-// goroutines.
+// spread over shards by the id of the goroutine that opened them, so that
+// no lock is shared by all goroutines.
 type shard struct {
 	mu      sync.Mutex
 	head    *Resource // newest
@@ -133,12 +132,12 @@ type Resource struct {
 	suppressed bool
 
 	goid  int64       // the goroutine that opened it
-	inTx  atomic.Bool // a conn held by an open tx
-	wrote atomic.Bool // a tx that ran a statement that writes or locks
-
-	// covered counts the tracked resources (tx, rows) that hold this one
-	// (a conn) and report for themselves; see Cover.
-	covered atomic.Int32
+	// flags holds, in one word so that a recycled Resource is reset
+	// with one store: flagInTx (a conn held by an open tx), flagWrote (a
+	// tx that ran a statement that writes or locks), and from bit 2 up
+	// the number of tracked resources (tx, rows) that hold this one (a
+	// conn) and report for themselves (see Cover).
+	flags atomic.Uint32
 
 	mu         sync.Mutex // guards statements and lastQuery
 	statements int64
@@ -258,9 +257,7 @@ func (t *Tracker) newResource(k Kind, start int64, g int64) *Resource {
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
 	r.statements, r.lastQuery, r.truncated = 0, "", false
-	r.inTx.Store(false)
-	r.wrote.Store(false)
-	r.covered.Store(0)
+	r.flags.Store(0)
 	return r
 }
 
@@ -279,7 +276,7 @@ func (t *Tracker) OpenLike(k Kind, like *Resource, skip int) *Resource {
 }
 
 func (t *Tracker) insert(r *Resource) {
-	s := &t.shards[rand.Uint32()%numShards]
+	s := &t.shards[uint64(r.goid)%numShards]
 	r.shard = s
 	s.mu.Lock()
 	r.next = s.head
@@ -347,8 +344,8 @@ func (r *Resource) Note(query string) {
 		query = truncate(query, int(r.limit))
 		truncated = true
 	}
-	if r.kind == KindTx && !r.wrote.Load() && writes(query) {
-		r.wrote.Store(true)
+	if r.kind == KindTx && r.flags.Load()&flagWrote == 0 && writes(query) {
+		r.flags.Or(flagWrote)
 	}
 	r.mu.Lock()
 	r.statements++
@@ -383,7 +380,7 @@ func writes(q string) bool {
 // one Uncover. Nil-safe.
 func (r *Resource) Cover() {
 	if r != nil {
-		r.covered.Add(1)
+		r.flags.Add(coverUnit)
 	}
 }
 
@@ -391,9 +388,24 @@ func (r *Resource) Cover() {
 // alerts show it. Nil-safe.
 func (r *Resource) SetInTx(v bool) {
 	if r != nil {
-		r.inTx.Store(v)
+		if v {
+			r.flags.Or(flagInTx)
+		} else {
+			r.flags.And(^uint32(flagInTx))
+		}
 	}
 }
+
+// The bits of Resource.flags.
+const (
+	flagInTx  = 1 << 0
+	flagWrote = 1 << 1
+	coverUnit = 1 << 2
+)
+
+// covered reports whether r is held by a resource that reports for
+// itself (see Cover).
+func (r *Resource) covered() bool { return r.flags.Load() >= coverUnit }
 
 // Goroutine returns the id of the goroutine that opened r.
 func (r *Resource) Goroutine() int64 { return r.goid }
@@ -401,7 +413,7 @@ func (r *Resource) Goroutine() int64 { return r.goid }
 // Uncover undoes one Cover.
 func (r *Resource) Uncover() {
 	if r != nil {
-		r.covered.Add(-1)
+		r.flags.Add(^uint32(coverUnit - 1)) // minus coverUnit
 	}
 }
 
@@ -578,7 +590,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 func (r *Resource) snapshot() snapshot {
 	n, q := r.statementInfo()
 	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
-		goid: r.goid, inTx: r.inTx.Load(), wrote: r.wrote.Load()}
+		goid: r.goid, inTx: r.flags.Load()&flagInTx != 0, wrote: r.flags.Load()&flagWrote != 0}
 }
 
 // describe symbolizes a snapshot into a Report.

@@ -62,7 +62,7 @@ func (t *Tracker) Scan() {
 	var dropped int64
 	snaps := t.collectOldest(nowNS, t.scanHorizon(), func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
-		if th <= 0 || r.reported || time.Duration(nowNS-r.start) < th || r.covered.Load() > 0 {
+		if th <= 0 || r.reported || time.Duration(nowNS-r.start) < th || r.covered() {
 			return false
 		}
 		r.reported = true
