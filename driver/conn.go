@@ -67,6 +67,8 @@ type conn struct {
 	openRows  int                // rows open on this conn
 	rows      *leak.Resource     // the latest of them
 	rowsGoid  int64              // the goroutine that queried them
+	spareRows rows               // the wrapper of the next rows, when not busy
+	spareBusy bool
 }
 
 // sqlwatchConn is implemented by every conn type of this package.
@@ -281,7 +283,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	} else {
 		si, err = c.pc.PrepareContext(ctx, query)
 	}
-	c.p.done(metrics.OpPrepare, start, err)
+	end := c.p.done(metrics.OpPrepare, start, err)
 	if err != nil {
 		// A prepare that fails (MySQL: "busy buffer" over open rows)
 		// is checked here; one that succeeds is checked when it runs.
@@ -289,7 +291,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 		c.failed(ctx, err, query)
 		return nil, err
 	}
-	return newStmt(si, c, query, ctx, fresh), nil
+	return newStmt(si, c, query, ctx, fresh, end), nil
 }
 
 func (c *conn) Begin() (driver.Tx, error) {
@@ -310,12 +312,12 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	} else {
 		ti, err = c.bc.BeginTx(ctx, opts)
 	}
-	c.p.done(metrics.OpBegin, start, err)
+	end := c.p.done(metrics.OpBegin, start, err)
 	if err != nil {
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, 1), held: c.res}
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, end, "", 1), held: c.res}
 	c.res.Cover()
 	c.res.SetInTx(true)
 	if c.p.detect&detectBypass != 0 {
@@ -390,7 +392,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	if err != nil {
 		return nil, err
 	}
-	return newRows(ri, c, ctx, fresh, query), nil
+	return newRows(ri, c, ctx, fresh, end, query), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

@@ -32,11 +32,19 @@ type rows struct {
 }
 
 // newRows tracks rows opened by the same call as the checkout like (nil
-// when the conn was checked out before).
-func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, query string) *rows {
+// when the conn was checked out before); at is the clock reading that
+// ended the query (0 when metrics are off). The conn's spare rows are used
+// when free, so that a conn with one result set open at a time (the
+// common case) allocates no rows wrapper.
+func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, at int64, query string) *rows {
 	p := c.p
-	r := &rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, 3), held: c.res}
-	r.res.Note(query)
+	r := &c.spareRows
+	if c.spareBusy {
+		r = new(rows)
+	} else {
+		c.spareBusy = true
+	}
+	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, at, query, 3), held: c.res}
 	c.res.Cover()
 	c.openRows++
 	c.rows, c.rowsGoid = r.res, r.res.Goroutine()
@@ -54,16 +62,21 @@ func (r *rows) Close() error {
 	}
 	r.held.Uncover()
 	r.held = nil
-	if r.c != nil {
-		// database/sql closes rows under the conn's lock.
-		r.c.openRows--
-		if r.c.rows == r.res {
-			r.c.rows = nil
+	res := r.res
+	r.p.tracker.Close(res)
+	r.res = nil // recycled
+	if c := r.c; c != nil {
+		// database/sql closes rows under the conn's lock, and never
+		// calls them again once closed: the spare is free.
+		c.openRows--
+		if c.rows == res {
+			c.rows = nil
 		}
 		r.c = nil
+		if r == &c.spareRows {
+			c.spareBusy = false
+		}
 	}
-	r.p.tracker.Close(r.res)
-	r.res = nil // recycled
 	return err
 }
 

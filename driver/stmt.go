@@ -41,9 +41,8 @@ type stmtCC struct {
 
 func (s stmtCC) ColumnConverter(idx int) driver.ValueConverter { return s.cc.ColumnConverter(idx) }
 
-func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *leak.Resource) driver.Stmt {
-	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(leak.KindStmt, like, 2)}
-	s.res.Note(query)
+func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *leak.Resource, at int64) driver.Stmt {
+	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(leak.KindStmt, like, at, query, 2)}
 	if sec, ok := si.(driver.StmtExecContext); ok {
 		s.sec = sec
 	} else {
@@ -133,13 +132,14 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	} else {
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
-	s.c.used(s.c.p.done(metrics.OpQuery, start, err))
+	end := s.c.p.done(metrics.OpQuery, start, err)
+	s.c.used(end)
 	s.c.check(s.query)
 	if err != nil {
 		s.c.failed(ctx, err, s.query)
 		return nil, err
 	}
-	return newRows(ri, s.c, ctx, fresh, s.query), nil
+	return newRows(ri, s.c, ctx, fresh, end, s.query), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

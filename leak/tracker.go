@@ -261,16 +261,35 @@ func (t *Tracker) newResource(k Kind, start int64, g int64) *Resource {
 	return r
 }
 
-// OpenLike starts tracking a resource of kind k opened by the same call
-// as like: it copies like's stack and start instead of capturing again
-// (a query that checks a conn out opens the conn and the rows at once).
-// A nil like makes it Open(k, skip).
-func (t *Tracker) OpenLike(k Kind, like *Resource, skip int) *Resource {
-	if like == nil {
-		return t.Open(k, skip+1)
+// OpenLike starts tracking a resource of kind k opened by a statement.
+// When like is not nil it is the checkout opened by the same call (a
+// query that checks a conn out opens the conn and the rows at once), and
+// the resource copies its stack and start instead of capturing again.
+// Otherwise the stack is captured (skip as in [Tracker.Open]) and at, when
+// not 0, is the start: the driver's reading of sqlwatch's internal clock
+// when the statement ended, which saves reading it again (an injected
+// clock is read instead). A query that is not empty is recorded as the
+// resource's first statement, as [Resource.Note] would.
+func (t *Tracker) OpenLike(k Kind, like *Resource, at int64, query string, skip int) *Resource {
+	var r *Resource
+	if like != nil {
+		r = t.newResource(k, like.start, like.goid)
+		r.stack = like.stack
+	} else {
+		if at == 0 || t.injected {
+			at = t.now()
+		}
+		r = t.newResource(k, at, goid.Get())
+		r.stack.Capture(skip + 1)
 	}
-	r := t.newResource(k, like.start, like.goid)
-	r.stack = like.stack
+	if query != "" {
+		// No lock: nothing else sees r before insert.
+		r.lastQuery, r.truncated = r.clip(query)
+		r.statements = 1
+		if k == KindTx && writes(query) {
+			r.flags.Or(flagWrote)
+		}
+	}
 	t.insert(r)
 	return r
 }
@@ -339,11 +358,7 @@ func (r *Resource) Note(query string) {
 	if r == nil {
 		return
 	}
-	truncated := false
-	if len(query) > int(r.limit) {
-		query = truncate(query, int(r.limit))
-		truncated = true
-	}
+	query, truncated := r.clip(query)
 	if r.kind == KindTx && r.flags.Load()&flagWrote == 0 && writes(query) {
 		r.flags.Or(flagWrote)
 	}
@@ -352,6 +367,14 @@ func (r *Resource) Note(query string) {
 	r.lastQuery = query
 	r.truncated = truncated
 	r.mu.Unlock()
+}
+
+// clip truncates query to the resource's limit.
+func (r *Resource) clip(query string) (string, bool) {
+	if len(query) > int(r.limit) {
+		return truncate(query, int(r.limit)), true
+	}
+	return query, false
 }
 
 // writes reports whether a statement writes or takes row locks: its first
