@@ -58,6 +58,7 @@ type conn struct {
 	resetterOnly bool
 
 	res     *leak.Resource // the current checkout; nil while idle in the pool
+	resBuf  leak.Resource  // where res is kept
 	tx      *tx            // the open transaction on this conn
 	discard bool           // make the next IsValid report false
 
@@ -189,7 +190,7 @@ func newConn(ci driver.Conn, p *pool) driver.Conn {
 // stack.
 func (c *conn) checkout() *leak.Resource {
 	if c.res == nil {
-		c.res = c.p.tracker.Open(leak.KindConn, 2)
+		c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 2)
 		c.stmts = 0
 		return c.res
 	}
@@ -229,7 +230,7 @@ func (c *conn) used(end int64) {
 // the pool: a checkout starts.
 func (c *conn) resetSession(ctx context.Context) error {
 	c.endCheckout()
-	c.res = c.p.tracker.Open(leak.KindConn, 3)
+	c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 3)
 	c.stmts = 0
 	c.check("")
 	err := c.inner.(driver.SessionResetter).ResetSession(ctx)

@@ -126,6 +126,8 @@ type Resource struct {
 	start      int64 // an internal/clock reading
 	stack      stack.Stack
 
+	owned bool // opened by OpenIn: never recycled
+
 	// guarded by shard.mu
 	closed     bool
 	reported   bool
@@ -231,6 +233,19 @@ func (t *Tracker) Open(k Kind, skip int) *Resource {
 	return r
 }
 
+// OpenIn is Open into storage the caller owns, such as a field of the
+// conn wrapper that tracks the conn's checkouts one after another: it
+// saves taking a Resource from the pool and putting it back. r must be
+// the zero Resource or one closed since; the caller must not open it
+// again before Close. Close does not recycle it.
+func (t *Tracker) OpenIn(r *Resource, k Kind, skip int) *Resource {
+	t.reset(r, k, t.now(), goid.Get())
+	r.owned = true
+	r.stack.Capture(skip + 1)
+	t.insert(r)
+	return r
+}
+
 // Now is the tracker's default clock: time.Now's value, but read from
 // the monotonic clock alone (internal/clock), whose wall part follows the
 // monotonic clock from process start, which is what durations need.
@@ -254,11 +269,18 @@ var resources = sync.Pool{New: func() any { return new(Resource) }}
 
 func (t *Tracker) newResource(k Kind, start int64, g int64) *Resource {
 	r := resources.Get().(*Resource)
+	t.reset(r, k, start, g)
+	return r
+}
+
+// reset prepares a new or closed Resource for opening.
+func (t *Tracker) reset(r *Resource, k Kind, start int64, g int64) {
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
 	r.statements, r.lastQuery, r.truncated = 0, "", false
-	r.flags.Store(0)
-	return r
+	if r.flags.Load() != 0 { // an atomic store costs more than a load
+		r.flags.Store(0)
+	}
 }
 
 // OpenLike starts tracking a resource of kind k opened by a statement.
@@ -349,7 +371,9 @@ func (t *Tracker) Close(r *Resource) {
 		}
 	}
 	r.lastQuery = ""
-	resources.Put(r)
+	if !r.owned {
+		resources.Put(r)
+	}
 }
 
 // Note records that a statement ran on the resource: it counts it and

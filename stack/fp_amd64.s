@@ -1,13 +1,15 @@
 #include "textflag.h"
 
-// func fpCallers(pcs []uintptr) int
+// func fpCallers(skip int, pcs []uintptr) int
 //
-// Walks the frame-pointer chain from the caller's frame and stores each
-// frame's return address in pcs. It stops at a zero, misaligned or
-// non-increasing frame pointer, or when pcs is full.
-TEXT ·fpCallers(SB),NOSPLIT,$0-32
-	MOVQ	pcs_base+0(FP), DI
-	MOVQ	pcs_len+8(FP), CX
+// Walks the frame-pointer chain from the caller's frame, passes over the
+// first skip return addresses and stores the next ones in pcs. It stops
+// at a zero, misaligned or non-increasing frame pointer, or when pcs is
+// full.
+TEXT ·fpCallers(SB),NOSPLIT,$0-40
+	MOVQ	skip+0(FP), R8
+	MOVQ	pcs_base+8(FP), DI
+	MOVQ	pcs_len+16(FP), CX
 	MOVQ	BP, AX
 	XORQ	DX, DX
 loop:
@@ -20,13 +22,19 @@ loop:
 	MOVQ	8(AX), BX
 	TESTQ	BX, BX
 	JEQ	done
+	TESTQ	R8, R8
+	JEQ	store
+	DECQ	R8
+	JMP	next
+store:
 	MOVQ	BX, (DI)(DX*8)
 	INCQ	DX
+next:
 	MOVQ	0(AX), BX
 	CMPQ	BX, AX
 	JLS	done
 	MOVQ	BX, AX
 	JMP	loop
 done:
-	MOVQ	DX, ret+24(FP)
+	MOVQ	DX, ret+32(FP)
 	RET

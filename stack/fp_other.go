@@ -2,6 +2,6 @@
 
 package stack
 
-func fpCallers(pcs []uintptr) int { return 0 }
+func fpCallers(skip int, pcs []uintptr) int { return 0 }
 
 const framePointers = false

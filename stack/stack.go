@@ -68,10 +68,8 @@ func (s *Stack) Capture(skip int) {
 	if framePointers && skip < maxSkip {
 		// fpCallers starts at Capture's frame: its first return address
 		// is in Capture's caller.
-		var buf [Depth + maxSkip]uintptr
-		n := fpCallers(buf[:skip+Depth])
-		if n > skip {
-			s.n = int32(copy(s.pcs[:], buf[skip:n]))
+		if n := fpCallers(skip, s.pcs[:]); n > 0 {
+			s.n = int32(n)
 			return
 		}
 	}

@@ -1,0 +1,89 @@
+package leak
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sqlwatch/sqlwatch/internal/clock"
+)
+
+func TestOpenLike(t *testing.T) {
+	f := newFixture(t, Config{QueryLimit: 10})
+	conn := f.t.Open(KindConn, 0)
+	f.clock.add(time.Second)
+
+	// With like: the checkout's start, stack and goroutine; the query as
+	// its first statement, truncated.
+	rows := f.t.OpenLike(KindRows, conn, 0, "SELECT name FROM items", 0)
+	if !rows.Start().Equal(conn.Start()) || rows.stack != conn.stack || rows.Goroutine() != conn.Goroutine() {
+		t.Fatalf("rows opened like the checkout: start %v, stack equal %v; want the checkout's (%v)", rows.Start(), rows.stack == conn.stack, conn.Start())
+	}
+	if n, q := rows.statementInfo(); n != 1 || q != "SELECT nam…" {
+		t.Fatalf("statements, last query = %d, %q; want 1, %q", n, q, "SELECT nam…")
+	}
+
+	// Without like: its own stack, and the injected clock (at is ignored
+	// when the clock is injected).
+	tx := f.t.OpenLike(KindTx, nil, 12345, "UPDATE items SET n = 1", 0)
+	if !tx.Start().Equal(f.clock.Now()) {
+		t.Fatalf("tx start = %v; want the injected clock's %v", tx.Start(), f.clock.Now())
+	}
+	if tx.flags.Load()&flagWrote == 0 {
+		t.Fatal("a tx opened with an UPDATE is not marked as having written")
+	}
+	if got := f.t.OpenCount(KindRows) + f.t.OpenCount(KindTx); got != 2 {
+		t.Fatalf("open rows+tx = %d; want 2", got)
+	}
+	f.t.Close(rows)
+	f.t.Close(tx)
+	f.t.Close(conn)
+}
+
+func TestOpenLikeTakesTheReading(t *testing.T) {
+	tr, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	at := clock.Now() - int64(time.Minute)
+	r := tr.OpenLike(KindStmt, nil, at, "", 0)
+	defer tr.Close(r)
+	if got := clock.Of(r.Start()); got != at {
+		t.Fatalf("start = %d; want the reading %d", got, at)
+	}
+	if e := r.Elapsed(); e < time.Minute || e > 2*time.Minute {
+		t.Fatalf("Elapsed = %v; want a minute", e)
+	}
+}
+
+func TestOpenInIsNotRecycled(t *testing.T) {
+	f := newFixture(t, Config{})
+	var buf Resource
+	for i := range 3 {
+		r := f.t.OpenIn(&buf, KindConn, 0)
+		if r != &buf {
+			t.Fatalf("OpenIn returned %p; want the caller's %p", r, &buf)
+		}
+		r.Note("SELECT 1")
+		r.Cover()
+		r.SetInTx(true)
+		if n, _ := r.statementInfo(); n != 1 {
+			t.Fatalf("checkout %d: statements = %d; want 1 (reset at each open)", i, n)
+		}
+		if reps := f.t.Snapshot(); len(reps) != 1 || reps[0].Kind != KindConn || reps[0].LastQuery != "SELECT 1" {
+			t.Fatalf("checkout %d: snapshot = %+v; want the one conn", i, reps)
+		}
+		f.t.Close(r)
+		if f.t.OpenCount(KindConn) != 0 {
+			t.Fatalf("checkout %d: still open after Close", i)
+		}
+		// Flags left by the checkout do not survive the next open.
+		r.Uncover()
+	}
+	r := f.t.OpenIn(&buf, KindConn, 0)
+	if r.covered() || r.flags.Load() != 0 {
+		t.Fatalf("flags = %b after reopening; want 0", r.flags.Load())
+	}
+	f.t.Close(r)
+}
