@@ -133,7 +133,7 @@ type Resource struct {
 	reported   bool
 	suppressed bool
 
-	goid  int64       // the goroutine that opened it
+	goid int64 // the goroutine that opened it
 	// flags holds, in one word so that a recycled Resource is reset
 	// with one store: flagInTx (a conn held by an open tx), flagWrote (a
 	// tx that ran a statement that writes or locks), and from bit 2 up
