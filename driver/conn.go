@@ -69,6 +69,7 @@ type conn struct {
 	rows      *leak.Resource     // the latest of them
 	rowsGoid  int64              // the goroutine that queried them
 	spareRows rows               // the wrapper of the next rows, when not busy
+	spareRes  leak.Resource      // and its resource
 	spareBusy bool
 }
 
@@ -318,7 +319,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(leak.KindTx, fresh, end, "", 1), held: c.res}
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(nil, leak.KindTx, fresh, end, "", 1), held: c.res}
 	c.res.Cover()
 	c.res.SetInTx(true)
 	if c.p.detect&detectBypass != 0 {

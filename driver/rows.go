@@ -33,18 +33,21 @@ type rows struct {
 
 // newRows tracks rows opened by the same call as the checkout like (nil
 // when the conn was checked out before); at is the clock reading that
-// ended the query (0 when metrics are off). The conn's spare rows are used
-// when free, so that a conn with one result set open at a time (the
-// common case) allocates no rows wrapper.
+// ended the query (0 when metrics are off). The conn's spare rows and
+// resource are used when free, so that a conn with one result set open at
+// a time (the common case) allocates no rows wrapper and takes no
+// resource from the pool.
 func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, at int64, query string) *rows {
 	p := c.p
-	r := &c.spareRows
+	var r *rows
+	var into *leak.Resource
 	if c.spareBusy {
 		r = new(rows)
 	} else {
 		c.spareBusy = true
+		r, into = &c.spareRows, &c.spareRes
 	}
-	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(leak.KindRows, like, at, query, 3), held: c.res}
+	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(into, leak.KindRows, like, at, query, 3), held: c.res}
 	c.res.Cover()
 	c.openRows++
 	c.rows, c.rowsGoid = r.res, r.res.Goroutine()

@@ -15,7 +15,7 @@ func TestOpenLike(t *testing.T) {
 
 	// With like: the checkout's start, stack and goroutine; the query as
 	// its first statement, truncated.
-	rows := f.t.OpenLike(KindRows, conn, 0, "SELECT name FROM items", 0)
+	rows := f.t.OpenLike(nil, KindRows, conn, 0, "SELECT name FROM items", 0)
 	if !rows.Start().Equal(conn.Start()) || rows.stack != conn.stack || rows.Goroutine() != conn.Goroutine() {
 		t.Fatalf("rows opened like the checkout: start %v, stack equal %v; want the checkout's (%v)", rows.Start(), rows.stack == conn.stack, conn.Start())
 	}
@@ -25,7 +25,7 @@ func TestOpenLike(t *testing.T) {
 
 	// Without like: its own stack, and the injected clock (at is ignored
 	// when the clock is injected).
-	tx := f.t.OpenLike(KindTx, nil, 12345, "UPDATE items SET n = 1", 0)
+	tx := f.t.OpenLike(nil, KindTx, nil, 12345, "UPDATE items SET n = 1", 0)
 	if !tx.Start().Equal(f.clock.Now()) {
 		t.Fatalf("tx start = %v; want the injected clock's %v", tx.Start(), f.clock.Now())
 	}
@@ -47,7 +47,7 @@ func TestOpenLikeTakesTheReading(t *testing.T) {
 	}
 	defer tr.Stop()
 	at := clock.Now() - int64(time.Minute)
-	r := tr.OpenLike(KindStmt, nil, at, "", 0)
+	r := tr.OpenLike(nil, KindStmt, nil, at, "", 0)
 	defer tr.Close(r)
 	if got := clock.Of(r.Start()); got != at {
 		t.Fatalf("start = %d; want the reading %d", got, at)

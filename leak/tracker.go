@@ -291,17 +291,23 @@ func (t *Tracker) reset(r *Resource, k Kind, start int64, g int64) {
 // not 0, is the start: the driver's reading of sqlwatch's internal clock
 // when the statement ended, which saves reading it again (an injected
 // clock is read instead). A query that is not empty is recorded as the
-// resource's first statement, as [Resource.Note] would.
-func (t *Tracker) OpenLike(k Kind, like *Resource, at int64, query string, skip int) *Resource {
-	var r *Resource
+// resource's first statement, as [Resource.Note] would. into, when not
+// nil, is storage the caller owns, as for [Tracker.OpenIn].
+func (t *Tracker) OpenLike(into *Resource, k Kind, like *Resource, at int64, query string, skip int) *Resource {
+	r := into
+	if r == nil {
+		r = resources.Get().(*Resource)
+	} else {
+		r.owned = true
+	}
 	if like != nil {
-		r = t.newResource(k, like.start, like.goid)
+		t.reset(r, k, like.start, like.goid)
 		r.stack = like.stack
 	} else {
 		if at == 0 || t.injected {
 			at = t.now()
 		}
-		r = t.newResource(k, at, goid.Get())
+		t.reset(r, k, at, goid.Get())
 		r.stack.Capture(skip + 1)
 	}
 	if query != "" {
