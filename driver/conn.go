@@ -202,9 +202,10 @@ func (c *conn) checkout() *leak.Resource {
 func (c *conn) endCheckout() {
 	if c.res != nil {
 		if c.p.rec.Enabled() {
-			c.p.rec.ConnReturned(c.res.Elapsed())
+			c.p.tracker.CloseHeld(c.res, c.res.Elapsed())
+		} else {
+			c.p.tracker.Close(c.res)
 		}
-		c.p.tracker.Close(c.res)
 		c.res = nil
 	}
 }

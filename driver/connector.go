@@ -49,6 +49,7 @@ func (p *pool) done(op metrics.Op, start int64, err error) int64 {
 // newPool creates a pool's tracker, named by the option or by fallback.
 func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	cfg := d.opts.leak
+	cfg.HoldBuckets = metrics.HoldBounds()
 	cfg.DBName = d.opts.dbName
 	if cfg.DBName == "" {
 		cfg.DBName = fallback

@@ -1,6 +1,7 @@
 package leak
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -86,4 +87,33 @@ func TestOpenInIsNotRecycled(t *testing.T) {
 		t.Fatalf("flags = %b after reopening; want 0", r.flags.Load())
 	}
 	f.t.Close(r)
+}
+
+func TestHoldHistogram(t *testing.T) {
+	f := newFixture(t, Config{HoldBuckets: []time.Duration{time.Millisecond, time.Second}})
+	for _, d := range []time.Duration{-time.Second, 0, time.Millisecond, time.Millisecond + 1, time.Minute} {
+		f.t.CloseHeld(f.t.Open(KindConn, 0), d)
+	}
+	f.t.Close(f.t.Open(KindConn, 0)) // not recorded
+	bounds, counts, sum := f.t.HoldHistogram()
+	if len(bounds) != 2 || len(counts) != 3 {
+		t.Fatalf("bounds %v, counts %v; want 2 bounds and 3 counts", bounds, counts)
+	}
+	if counts[0] != 3 || counts[1] != 1 || counts[2] != 1 {
+		t.Fatalf("counts = %v; want [3 1 1] (a negative hold counts as 0; bounds are inclusive)", counts)
+	}
+	if want := time.Millisecond + time.Millisecond + 1 + time.Minute; sum != want {
+		t.Fatalf("sum = %v; want %v", sum, want)
+	}
+}
+
+func TestHoldBucketsValidated(t *testing.T) {
+	for _, b := range [][]time.Duration{
+		{time.Second, time.Millisecond},
+		make([]time.Duration, MaxHoldBuckets+1),
+	} {
+		if _, err := NewTracker(Config{HoldBuckets: b}); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("NewTracker with hold buckets %v: err = %v; want ErrInvalidConfig", b, err)
+		}
+	}
 }

@@ -72,19 +72,24 @@ type Config struct {
 	// (see internal/redact). It is applied when a report is made, never
 	// on the hot path.
 	RedactSQL bool
+	// HoldBuckets are the upper bounds (inclusive, increasing, at most
+	// MaxHoldBuckets) of the histogram of hold times that CloseHeld
+	// records; none keeps no histogram.
+	HoldBuckets []time.Duration
 	// Now is the clock; default [Now]. Tests inject their own.
 	Now func() time.Time
 }
 
 // Tracker tracks the open resources of one pool and runs its watchdog.
 type Tracker struct {
-	cfg      Config
-	shards   [numShards]shard
-	releases chan release
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	injected bool // cfg.Now was given: read it instead of internal/clock
+	cfg        Config
+	shards     [numShards]shard
+	releases   chan release
+	stop       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
+	injected   bool // cfg.Now was given: read it instead of internal/clock
+	holdBounds []time.Duration
 
 	// watchdog-only state
 	tokens     float64
@@ -113,8 +118,36 @@ type shard struct {
 	head    *Resource // newest
 	tail    *Resource // oldest
 	n       int
-	returns uint64  // conn checkouts ended in this shard
-	_       [8]byte // keep shards on separate cache lines
+	returns uint64   // conn checkouts ended in this shard
+	hold    holdHist // hold times recorded by CloseHeld in this shard
+}
+
+// holdHist counts hold times by bucket (see Config.HoldBuckets; the last
+// count is above every bound), under the shard's lock.
+type holdHist struct {
+	counts [MaxHoldBuckets + 1]uint64
+	sum    int64 // nanoseconds
+}
+
+// MaxHoldBuckets is the most bucket bounds [Config.HoldBuckets] may have.
+const MaxHoldBuckets = 16
+
+// HoldHistogram returns the hold times recorded by [Tracker.CloseHeld]:
+// the bucket bounds (Config.HoldBuckets), the count in each bucket (not
+// cumulative; one more than the bounds, the last above them all) and the
+// sum. It takes each shard's lock in turn.
+func (t *Tracker) HoldHistogram() (bounds []time.Duration, counts []uint64, sum time.Duration) {
+	counts = make([]uint64, len(t.holdBounds)+1)
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for j := range counts {
+			counts[j] += s.hold.counts[j]
+		}
+		sum += time.Duration(s.hold.sum)
+		s.mu.Unlock()
+	}
+	return t.holdBounds, counts, sum
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer
@@ -167,6 +200,13 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("%w: negative report limit", ErrInvalidConfig)
 	case cfg.QueryLimit < 0:
 		return nil, fmt.Errorf("%w: negative query limit %d", ErrInvalidConfig, cfg.QueryLimit)
+	case len(cfg.HoldBuckets) > MaxHoldBuckets:
+		return nil, fmt.Errorf("%w: %d hold buckets (at most %d)", ErrInvalidConfig, len(cfg.HoldBuckets), MaxHoldBuckets)
+	}
+	for i := 1; i < len(cfg.HoldBuckets); i++ {
+		if cfg.HoldBuckets[i] <= cfg.HoldBuckets[i-1] {
+			return nil, fmt.Errorf("%w: hold buckets not increasing", ErrInvalidConfig)
+		}
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
@@ -205,6 +245,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		tokens:   float64(cfg.ReportBurst),
 		injected: injected,
 	}
+	t.holdBounds = append([]time.Duration(nil), cfg.HoldBuckets...)
 	t.lastRefill = cfg.Now()
 	registry.add(t)
 	go t.watch()
@@ -341,7 +382,18 @@ func (t *Tracker) insert(r *Resource) {
 // caller must drop r: it is recycled. When r was reported as a leak, a release line
 // is queued for the watchdog to log, so a slow logger never blocks the
 // caller.
-func (t *Tracker) Close(r *Resource) {
+func (t *Tracker) Close(r *Resource) { t.close(r, -1) }
+
+// CloseHeld is Close for a resource that was held for held, which it
+// records in the tracker's histogram of hold times (see
+// [Config.HoldBuckets] and [Tracker.HoldHistogram]) under the lock Close
+// takes anyway: the driver's measure of a checkout, for metrics, at no
+// cost beyond Close's own.
+func (t *Tracker) CloseHeld(r *Resource, held time.Duration) { t.close(r, max(held, 0)) }
+
+// close is Close, recording held in the hold histogram unless it is
+// negative.
+func (t *Tracker) close(r *Resource, held time.Duration) {
 	if r == nil {
 		return
 	}
@@ -367,6 +419,14 @@ func (t *Tracker) Close(r *Resource) {
 	announce := r.reported && !r.suppressed
 	if r.kind == KindConn {
 		s.returns++
+	}
+	if held >= 0 && len(t.holdBounds) > 0 {
+		i := 0
+		for i < len(t.holdBounds) && held > t.holdBounds[i] {
+			i++
+		}
+		s.hold.counts[i]++
+		s.hold.sum += int64(held)
 	}
 	s.mu.Unlock()
 	if announce {

@@ -32,7 +32,7 @@ type Collector struct {
 	tracker *leak.Tracker
 	dbstats prometheus.Collector
 
-	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts, misuse, deaths *prometheus.Desc
+	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts, misuse, deaths, connHold *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -66,6 +66,7 @@ func New(db *sql.DB) (*Collector, error) {
 		poolAlerts: desc("sqlwatch_pool_wait_alerts_total", "Pool-wait alerts raised (mean wait over the limit, or a stalled pool)."),
 		misuse:     desc("sqlwatch_misuse_total", "Misuse found by the detectors, by kind.", "kind"),
 		deaths:     desc("sqlwatch_conn_deaths_total", "Connections that died, by state: idle in the pool, held, or in a transaction.", "state"),
+		connHold:   desc("sqlwatch_conn_hold_seconds", "How long connections stayed checked out of the pool."),
 	}, nil
 }
 
@@ -87,12 +88,26 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 	return nil
 }
 
+// holdMetric is sqlwatch_conn_hold_seconds, from the histogram the
+// tracker keeps under its own locks (see leak.Tracker.CloseHeld).
+func (c *Collector) holdMetric() prometheus.Metric {
+	bounds, counts, sum := c.tracker.HoldHistogram()
+	cumulative := make(map[float64]uint64, len(bounds))
+	var n uint64
+	for i, b := range bounds {
+		n += counts[i]
+		cumulative[b.Seconds()] = n
+	}
+	n += counts[len(bounds)]
+	return prometheus.MustNewConstHistogram(c.connHold, n, sum.Seconds(), cumulative)
+}
+
 // Describe sends the descriptors of every metric, and turns the pool's
 // hot-path recording on.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.rec.on.Store(true)
 	c.rec.describe(ch)
-	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths} {
+	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths, c.connHold} {
 		ch <- d
 	}
 	c.dbstats.Describe(ch)
@@ -102,6 +117,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.rec.on.Store(true)
 	c.rec.collect(ch)
+	ch <- c.holdMetric()
 
 	txN, txAge := c.tracker.Oldest(leak.KindTx)
 	connN, connAge := c.tracker.Oldest(leak.KindConn)

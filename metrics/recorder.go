@@ -19,6 +19,7 @@ package metrics
 
 import (
 	"database/sql/driver"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +67,6 @@ type Recorder struct {
 
 	stmt      [numOps]*histogram // sqlwatch_statement_duration_seconds, by op
 	tx        [3]*histogram      // sqlwatch_tx_duration_seconds, by outcome
-	connHold  *histogram         // sqlwatch_conn_hold_seconds
 	errors    *prometheus.CounterVec
 	errorsHot [numOps][numClasses]prometheus.Counter
 }
@@ -88,11 +88,8 @@ func NewRecorder(dbName string) *Recorder {
 		"Duration of driver operations, by operation.", []string{"op"}, labels)
 	tx := prometheus.NewDesc("sqlwatch_tx_duration_seconds",
 		"Duration of transactions from begin to commit or rollback, by outcome.", []string{"outcome"}, labels)
-	hold := prometheus.NewDesc("sqlwatch_conn_hold_seconds",
-		"How long connections stayed checked out of the pool.", nil, labels)
 	r := &Recorder{
-		dbName:   dbName,
-		connHold: newHistogram(hold, HoldBuckets),
+		dbName: dbName,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "sqlwatch_errors_total",
 			Help:        "Errors returned by the driver, by operation and class.",
@@ -115,7 +112,6 @@ func NewRecorder(dbName string) *Recorder {
 func (r *Recorder) describe(ch chan<- *prometheus.Desc) {
 	ch <- r.stmt[0].desc
 	ch <- r.tx[0].desc
-	ch <- r.connHold.desc
 	r.errors.Describe(ch)
 }
 
@@ -127,7 +123,6 @@ func (r *Recorder) collect(ch chan<- prometheus.Metric) {
 	for _, h := range r.tx {
 		ch <- h.metric()
 	}
-	ch <- r.connHold.metric()
 	r.errors.Collect(ch)
 }
 
@@ -151,5 +146,13 @@ func (r *Recorder) Done(op Op, d time.Duration, err error) {
 // TxEnded records a transaction that lasted d.
 func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.tx[o].observe(d) }
 
-// ConnReturned records a checkout that lasted d.
-func (r *Recorder) ConnReturned(d time.Duration) { r.connHold.observe(d) }
+// HoldBounds returns HoldBuckets as durations: the bounds of the hold-time
+// histogram the driver has each pool's tracker keep (leak.Config's
+// HoldBuckets), which the Collector exports as sqlwatch_conn_hold_seconds.
+func HoldBounds() []time.Duration {
+	out := make([]time.Duration, len(HoldBuckets))
+	for i, b := range HoldBuckets {
+		out[i] = time.Duration(math.Round(b * float64(time.Second)))
+	}
+	return out
+}
