@@ -320,9 +320,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: c.p.tracker.OpenLike(nil, leak.KindTx, fresh, end, "", 1), held: c.res}
-	c.res.Cover()
-	c.res.SetInTx(true)
+	res := c.p.tracker.OpenLike(leak.KindTx, leak.Opening{Like: fresh, Holder: c.res, At: end}, 1)
+	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: res}
 	if c.p.detect&detectBypass != 0 {
 		t.goid = t.res.Goroutine()
 		c.p.txs.add(t.goid, t)

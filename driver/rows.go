@@ -26,7 +26,6 @@ type rows struct {
 	inner driver.Rows
 	p     *pool
 	res   *leak.Resource
-	held  *leak.Resource // the conn's checkout, covered while the rows are open
 	c     *conn
 	ctx   context.Context // as returned by the interceptor
 }
@@ -47,8 +46,8 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, 
 		c.spareBusy = true
 		r, into = &c.spareRows, &c.spareRes
 	}
-	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: p.tracker.OpenLike(into, leak.KindRows, like, at, query, 3), held: c.res}
-	c.res.Cover()
+	res := p.tracker.OpenLike(leak.KindRows, leak.Opening{Into: into, Like: like, Holder: c.res, At: at, Query: query}, 3)
+	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res}
 	c.openRows++
 	c.rows, c.rowsGoid = r.res, r.res.Goroutine()
 	return r
@@ -63,8 +62,6 @@ func (r *rows) Close() error {
 	} else {
 		err = r.inner.Close()
 	}
-	r.held.Uncover()
-	r.held = nil
 	res := r.res
 	r.p.tracker.Close(res)
 	r.res = nil // recycled

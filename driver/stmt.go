@@ -42,7 +42,7 @@ type stmtCC struct {
 func (s stmtCC) ColumnConverter(idx int) driver.ValueConverter { return s.cc.ColumnConverter(idx) }
 
 func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *leak.Resource, at int64) driver.Stmt {
-	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(nil, leak.KindStmt, like, at, query, 2)}
+	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(leak.KindStmt, leak.Opening{Like: like, At: at, Query: query}, 2)}
 	if sec, ok := si.(driver.StmtExecContext); ok {
 		s.sec = sec
 	} else {

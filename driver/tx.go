@@ -17,7 +17,6 @@ type tx struct {
 	inner driver.Tx
 	c     *conn
 	res   *leak.Resource
-	held  *leak.Resource  // the conn's checkout, covered while the tx is open
 	ctx   context.Context // as returned by the interceptor, for its Tx calls
 	begin context.Context // the context BeginTx was given
 
@@ -80,9 +79,6 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 		t.c.p.txs.remove(t.goid, t)
 		t.indexed = false
 	}
-	t.held.SetInTx(false)
-	t.held.Uncover()
-	t.held = nil
 	t.c.p.tracker.Close(t.res)
 	t.res = nil // recycled
 	if t.c.tx == t {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
+	"github.com/sqlwatch/sqlwatch/internal/goid"
 )
 
 func TestOpenLike(t *testing.T) {
@@ -16,7 +17,7 @@ func TestOpenLike(t *testing.T) {
 
 	// With like: the checkout's start, stack and goroutine; the query as
 	// its first statement, truncated.
-	rows := f.t.OpenLike(nil, KindRows, conn, 0, "SELECT name FROM items", 0)
+	rows := f.t.OpenLike(KindRows, Opening{Like: conn, Holder: conn, Query: "SELECT name FROM items"}, 0)
 	if !rows.Start().Equal(conn.Start()) || rows.stack != conn.stack || rows.Goroutine() != conn.Goroutine() {
 		t.Fatalf("rows opened like the checkout: start %v, stack equal %v; want the checkout's (%v)", rows.Start(), rows.stack == conn.stack, conn.Start())
 	}
@@ -26,7 +27,7 @@ func TestOpenLike(t *testing.T) {
 
 	// Without like: its own stack, and the injected clock (at is ignored
 	// when the clock is injected).
-	tx := f.t.OpenLike(nil, KindTx, nil, 12345, "UPDATE items SET n = 1", 0)
+	tx := f.t.OpenLike(KindTx, Opening{At: 12345, Query: "UPDATE items SET n = 1"}, 0)
 	if !tx.Start().Equal(f.clock.Now()) {
 		t.Fatalf("tx start = %v; want the injected clock's %v", tx.Start(), f.clock.Now())
 	}
@@ -48,7 +49,7 @@ func TestOpenLikeTakesTheReading(t *testing.T) {
 	}
 	defer tr.Stop()
 	at := clock.Now() - int64(time.Minute)
-	r := tr.OpenLike(nil, KindStmt, nil, at, "", 0)
+	r := tr.OpenLike(KindStmt, Opening{At: at}, 0)
 	defer tr.Close(r)
 	if got := clock.Of(r.Start()); got != at {
 		t.Fatalf("start = %d; want the reading %d", got, at)
@@ -115,5 +116,74 @@ func TestHoldBucketsValidated(t *testing.T) {
 		if _, err := NewTracker(Config{HoldBuckets: b}); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("NewTracker with hold buckets %v: err = %v; want ErrInvalidConfig", b, err)
 		}
+	}
+}
+
+// TestHolderCovered: a rows or tx opened with a Holder covers the conn
+// checkout (which is then not reported on its own) and, for a tx, marks
+// it in a transaction, whether the two share a shard (the lock path) or
+// not (the atomic path).
+func TestHolderCovered(t *testing.T) {
+	for _, sameShard := range []bool{true, false} {
+		f := newFixture(t, Config{})
+		conn := f.t.Open(KindConn, 0)
+		open := func(k Kind) *Resource {
+			if sameShard {
+				return f.t.OpenLike(k, Opening{Holder: conn}, 0)
+			}
+			// Open from a goroutine whose id falls in another shard.
+			for {
+				ch := make(chan *Resource)
+				go func() {
+					if goid.Get()%numShards == conn.goid%numShards {
+						ch <- nil
+						return
+					}
+					ch <- f.t.OpenLike(k, Opening{Holder: conn}, 0)
+				}()
+				if r := <-ch; r != nil {
+					return r
+				}
+			}
+		}
+		state := func() (covered, inTx bool) {
+			conn.shard.mu.Lock()
+			defer conn.shard.mu.Unlock()
+			return conn.covered(), conn.snapshot().inTx
+		}
+		rows := open(KindRows)
+		if (rows.shard == conn.shard) != sameShard {
+			t.Fatalf("same shard = %v; want %v", rows.shard == conn.shard, sameShard)
+		}
+		tx := open(KindTx)
+		if c, in := state(); !c || !in {
+			t.Fatalf("same shard %v: covered %v, in tx %v with rows and tx open; want true, true", sameShard, c, in)
+		}
+		f.clock.add(DefaultConnThreshold + time.Second)
+		f.t.Close(tx)
+		if c, in := state(); !c || in {
+			t.Fatalf("same shard %v: covered %v, in tx %v with rows open; want true, false", sameShard, c, in)
+		}
+		f.t.Scan()
+		for _, r := range f.got() {
+			if r.Kind == KindConn {
+				t.Fatalf("same shard %v: the covered conn was reported", sameShard)
+			}
+		}
+		f.t.Close(rows)
+		if c, _ := state(); c {
+			t.Fatalf("same shard %v: still covered after the rows closed", sameShard)
+		}
+		f.t.Scan()
+		n := 0
+		for _, r := range f.got() {
+			if r.Kind == KindConn {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("same shard %v: %d conn reports once uncovered; want 1", sameShard, n)
+		}
+		f.t.Close(conn)
 	}
 }

@@ -159,7 +159,13 @@ type Resource struct {
 	start      int64 // an internal/clock reading
 	stack      stack.Stack
 
-	owned bool // opened by OpenIn: never recycled
+	owned  bool      // opened by OpenIn: never recycled
+	holder *Resource // the conn checkout this rows or tx holds (Opening.Holder)
+
+	// guarded by shard.mu, for holders covered by a resource of their own
+	// shard (see Opening.Holder); the flags count the others
+	coverLocked int32
+	inTxLocked  bool
 
 	// guarded by shard.mu
 	closed     bool
@@ -319,46 +325,68 @@ func (t *Tracker) reset(r *Resource, k Kind, start int64, g int64) {
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
 	r.statements, r.lastQuery, r.truncated = 0, "", false
+	r.coverLocked, r.inTxLocked = 0, false
 	if r.flags.Load() != 0 { // an atomic store costs more than a load
 		r.flags.Store(0)
 	}
 }
 
-// OpenLike starts tracking a resource of kind k opened by a statement.
-// When like is not nil it is the checkout opened by the same call (a
-// query that checks a conn out opens the conn and the rows at once), and
-// the resource copies its stack and start instead of capturing again.
-// Otherwise the stack is captured (skip as in [Tracker.Open]) and at, when
-// not 0, is the start: the driver's reading of sqlwatch's internal clock
-// when the statement ended, which saves reading it again (an injected
-// clock is read instead). A query that is not empty is recorded as the
-// resource's first statement, as [Resource.Note] would. into, when not
-// nil, is storage the caller owns, as for [Tracker.OpenIn].
-func (t *Tracker) OpenLike(into *Resource, k Kind, like *Resource, at int64, query string, skip int) *Resource {
-	r := into
+// Opening describes a resource opened by a statement, for
+// [Tracker.OpenLike].
+type Opening struct {
+	// Into, when not nil, is storage the caller owns, as for
+	// [Tracker.OpenIn].
+	Into *Resource
+	// Like, when not nil, is the checkout opened by the same call (a
+	// query that checks a conn out opens the conn and the rows at once):
+	// the resource copies its stack and start instead of capturing again.
+	Like *Resource
+	// Holder, when not nil, is the conn checkout the resource (rows or a
+	// tx) holds: while the resource is open the checkout is covered (not
+	// reported on its own, see [Resource.Cover]) and, for a tx, in a
+	// transaction (see [Resource.SetInTx]). Open and Close do this under
+	// the lock they take anyway when both are in the same shard (the
+	// usual case: one goroutine opened both), with atomics otherwise.
+	Holder *Resource
+	// At, when not 0 and Like is nil, is the start: the driver's reading
+	// of sqlwatch's internal clock when the statement ended, which saves
+	// reading it again (an injected clock is read instead).
+	At int64
+	// Query, when not empty, is recorded as the resource's first
+	// statement, as [Resource.Note] would.
+	Query string
+}
+
+// OpenLike starts tracking a resource of kind k opened by a statement, as
+// o describes. Without o.Like the stack is captured, skip as in
+// [Tracker.Open].
+func (t *Tracker) OpenLike(k Kind, o Opening, skip int) *Resource {
+	r := o.Into
 	if r == nil {
 		r = resources.Get().(*Resource)
 	} else {
 		r.owned = true
 	}
-	if like != nil {
+	if like := o.Like; like != nil {
 		t.reset(r, k, like.start, like.goid)
 		r.stack = like.stack
 	} else {
+		at := o.At
 		if at == 0 || t.injected {
 			at = t.now()
 		}
 		t.reset(r, k, at, goid.Get())
 		r.stack.Capture(skip + 1)
 	}
-	if query != "" {
+	if o.Query != "" {
 		// No lock: nothing else sees r before insert.
-		r.lastQuery, r.truncated = r.clip(query)
+		r.lastQuery, r.truncated = r.clip(o.Query)
 		r.statements = 1
-		if k == KindTx && writes(query) {
+		if k == KindTx && writes(o.Query) {
 			r.flags.Or(flagWrote)
 		}
 	}
+	r.holder = o.Holder
 	t.insert(r)
 	return r
 }
@@ -375,7 +403,19 @@ func (t *Tracker) insert(r *Resource) {
 	}
 	s.head = r
 	s.n++
+	if h := r.holder; h != nil && h.shard == s {
+		h.coverLocked++
+		if r.kind == KindTx {
+			h.inTxLocked = true
+		}
+	}
 	s.mu.Unlock()
+	if h := r.holder; h != nil && h.shard != s {
+		h.Cover()
+		if r.kind == KindTx {
+			h.SetInTx(true)
+		}
+	}
 }
 
 // Close ends the tracking of r. Closing nil does nothing. After Close the
@@ -420,6 +460,13 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 	if r.kind == KindConn {
 		s.returns++
 	}
+	h := r.holder
+	if h != nil && h.shard == s {
+		h.coverLocked--
+		if r.kind == KindTx {
+			h.inTxLocked = false
+		}
+	}
 	if held >= 0 && len(t.holdBounds) > 0 {
 		i := 0
 		for i < len(t.holdBounds) && held > t.holdBounds[i] {
@@ -429,6 +476,13 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		s.hold.sum += int64(held)
 	}
 	s.mu.Unlock()
+	if h != nil && h.shard != s {
+		if r.kind == KindTx {
+			h.SetInTx(false)
+		}
+		h.Uncover()
+	}
+	r.holder = nil
 	if announce {
 		select {
 		case t.releases <- release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
@@ -518,7 +572,8 @@ const (
 
 // covered reports whether r is held by a resource that reports for
 // itself (see Cover).
-func (r *Resource) covered() bool { return r.flags.Load() >= coverUnit }
+// The caller holds r's shard lock.
+func (r *Resource) covered() bool { return r.coverLocked > 0 || r.flags.Load() >= coverUnit }
 
 // Goroutine returns the id of the goroutine that opened r.
 func (r *Resource) Goroutine() int64 { return r.goid }
@@ -703,7 +758,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 func (r *Resource) snapshot() snapshot {
 	n, q := r.statementInfo()
 	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
-		goid: r.goid, inTx: r.flags.Load()&flagInTx != 0, wrote: r.flags.Load()&flagWrote != 0}
+		goid: r.goid, inTx: r.inTxLocked || r.flags.Load()&flagInTx != 0, wrote: r.flags.Load()&flagWrote != 0}
 }
 
 // describe symbolizes a snapshot into a Report.
