@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/leak"
@@ -211,12 +212,25 @@ func (c *conn) endCheckout() {
 }
 
 // note records a statement on the checkout and the open tx.
-func (c *conn) note(query string) {
+func (c *conn) note(query string) { c.noteTimed(query, -1, 0) }
+
+// noteTimed is note for a statement that took d, recorded in the
+// tracker's duration slot (a negative slot records no duration).
+func (c *conn) noteTimed(query string, slot int, d time.Duration) {
 	c.stmts++
-	c.res.Note(query)
+	c.res.NoteTimed(query, slot, d)
 	if c.tx != nil {
 		c.tx.res.Note(query)
 	}
+}
+
+// slot is the tracker's duration slot for op, or -1 when the statement
+// was not timed (end is 0: metrics are off).
+func slot(op metrics.Op, end int64) int {
+	if end == 0 {
+		return -1
+	}
+	return int(op)
 }
 
 // used records when the last statement ended: end, the reading that
@@ -356,7 +370,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	} else {
 		r, err = c.ec.ExecContext(ctx, query, args)
 	}
-	end := c.p.done(metrics.OpExec, start, err)
+	end, d := c.p.stop(metrics.OpExec, start, err)
 	// On ErrSkip database/sql prepares the statement and runs it again:
 	// it is counted and checked there.
 	if err != driver.ErrSkip {
@@ -364,7 +378,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 		if err != nil {
 			c.failed(ctx, err, query)
 		}
-		c.note(query)
+		c.noteTimed(query, slot(metrics.OpExec, end), d)
 		c.used(end)
 	}
 	return r, err
@@ -382,13 +396,13 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	} else {
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
-	end := c.p.done(metrics.OpQuery, start, err)
+	end, d := c.p.stop(metrics.OpQuery, start, err)
 	if err != driver.ErrSkip {
 		c.check(query)
 		if err != nil {
 			c.failed(ctx, err, query)
 		}
-		c.note(query)
+		c.noteTimed(query, slot(metrics.OpQuery, end), d)
 		c.used(end)
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/ngrok/sqlmw"
 
@@ -35,6 +36,19 @@ func (p *pool) begin() int64 {
 	return 0
 }
 
+// stop ends an operation timed by begin, counting its error, and returns
+// the clock reading that ended it and its duration, or 0 and 0 when
+// metrics are off (nothing was read): the caller records the duration
+// with the statement (leak.Resource.NoteTimed, in the slot numbered op).
+func (p *pool) stop(op metrics.Op, start int64, err error) (int64, time.Duration) {
+	if start == 0 {
+		return 0, 0
+	}
+	end := clock.Now()
+	p.rec.Failed(op, err)
+	return end, clock.Between(start, end)
+}
+
 // done records an operation timed by begin and returns the clock reading
 // that ended it, or 0 when metrics are off (nothing was read).
 func (p *pool) done(op metrics.Op, start int64, err error) int64 {
@@ -50,6 +64,7 @@ func (p *pool) done(op metrics.Op, start int64, err error) int64 {
 func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	cfg := d.opts.leak
 	cfg.HoldBuckets = metrics.HoldBounds()
+	cfg.DurationSlots, cfg.DurationBuckets = metrics.NumOps, metrics.StatementBounds()
 	cfg.DBName = d.opts.dbName
 	if cfg.DBName == "" {
 		cfg.DBName = fallback

@@ -187,3 +187,26 @@ func TestHolderCovered(t *testing.T) {
 		f.t.Close(conn)
 	}
 }
+
+func TestNoteTimed(t *testing.T) {
+	f := newFixture(t, Config{DurationSlots: 2, DurationBuckets: []time.Duration{time.Millisecond}})
+	r := f.t.Open(KindConn, 0)
+	r.NoteTimed("SELECT 1", 1, 2*time.Millisecond)
+	r.NoteTimed("SELECT 2", 1, time.Microsecond)
+	r.NoteTimed("SELECT 3", 2, time.Second) // no such slot: counted as a statement only
+	r.Note("SELECT 4")
+	if n, q := r.statementInfo(); n != 4 || q != "SELECT 4" {
+		t.Fatalf("statements, last query = %d, %q; want 4, SELECT 4", n, q)
+	}
+	f.t.Close(r)
+	bounds, counts, sum := f.t.Durations(1)
+	if len(bounds) != 1 || len(counts) != 2 || counts[0] != 1 || counts[1] != 1 || sum != 2*time.Millisecond+time.Microsecond {
+		t.Fatalf("slot 1: bounds %v, counts %v, sum %v; want [1ms], [1 1], 2.001ms", bounds, counts, sum)
+	}
+	if _, counts, _ := f.t.Durations(0); counts[0]+counts[1] != 0 {
+		t.Fatalf("slot 0: counts %v; want none", counts)
+	}
+	if b, c, s := f.t.Durations(2); b != nil || c != nil || s != 0 {
+		t.Fatalf("slot 2 (out of range): %v %v %v; want nothing", b, c, s)
+	}
+}

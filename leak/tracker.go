@@ -76,6 +76,12 @@ type Config struct {
 	// MaxHoldBuckets) of the histogram of hold times that CloseHeld
 	// records; none keeps no histogram.
 	HoldBuckets []time.Duration
+	// DurationSlots is the number of statement-duration histograms that
+	// NoteTimed records into (the driver keeps one per operation), with
+	// the upper bounds DurationBuckets (inclusive, increasing, at most
+	// MaxHoldBuckets). Zero keeps none.
+	DurationSlots   int
+	DurationBuckets []time.Duration
 	// Now is the clock; default [Now]. Tests inject their own.
 	Now func() time.Time
 }
@@ -120,6 +126,42 @@ type shard struct {
 	n       int
 	returns uint64   // conn checkouts ended in this shard
 	hold    holdHist // hold times recorded by CloseHeld in this shard
+
+	dur       []holdHist      // statement durations by slot, recorded by NoteTimed
+	durBounds []time.Duration // Config.DurationBuckets
+}
+
+// add counts d in the bucket of bounds it falls in.
+func (h *holdHist) add(bounds []time.Duration, d time.Duration) {
+	d = max(d, 0)
+	i := 0
+	for i < len(bounds) && d > bounds[i] {
+		i++
+	}
+	h.counts[i]++
+	h.sum += int64(d)
+}
+
+// Durations returns the statement durations recorded by
+// [Resource.NoteTimed] in slot: the bucket bounds (Config.DurationBuckets),
+// the count in each bucket (not cumulative; one more than the bounds, the
+// last above them all) and the sum. It takes each shard's lock in turn. A
+// slot out of range returns no counts.
+func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, sum time.Duration) {
+	if slot < 0 || slot >= t.cfg.DurationSlots {
+		return nil, nil, 0
+	}
+	counts = make([]uint64, len(t.cfg.DurationBuckets)+1)
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for j := range counts {
+			counts[j] += s.dur[slot].counts[j]
+		}
+		sum += time.Duration(s.dur[slot].sum)
+		s.mu.Unlock()
+	}
+	return t.cfg.DurationBuckets, counts, sum
 }
 
 // holdHist counts hold times by bucket (see Config.HoldBuckets; the last
@@ -180,7 +222,7 @@ type Resource struct {
 	// conn) and report for themselves (see Cover).
 	flags atomic.Uint32
 
-	mu         sync.Mutex // guards statements and lastQuery
+	// guarded by shard.mu
 	statements int64
 	lastQuery  string
 	truncated  bool
@@ -206,13 +248,19 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("%w: negative report limit", ErrInvalidConfig)
 	case cfg.QueryLimit < 0:
 		return nil, fmt.Errorf("%w: negative query limit %d", ErrInvalidConfig, cfg.QueryLimit)
-	case len(cfg.HoldBuckets) > MaxHoldBuckets:
-		return nil, fmt.Errorf("%w: %d hold buckets (at most %d)", ErrInvalidConfig, len(cfg.HoldBuckets), MaxHoldBuckets)
 	}
-	for i := 1; i < len(cfg.HoldBuckets); i++ {
-		if cfg.HoldBuckets[i] <= cfg.HoldBuckets[i-1] {
-			return nil, fmt.Errorf("%w: hold buckets not increasing", ErrInvalidConfig)
+	for _, b := range [][]time.Duration{cfg.HoldBuckets, cfg.DurationBuckets} {
+		if len(b) > MaxHoldBuckets {
+			return nil, fmt.Errorf("%w: %d buckets (at most %d)", ErrInvalidConfig, len(b), MaxHoldBuckets)
 		}
+		for i := 1; i < len(b); i++ {
+			if b[i] <= b[i-1] {
+				return nil, fmt.Errorf("%w: bucket bounds not increasing", ErrInvalidConfig)
+			}
+		}
+	}
+	if cfg.DurationSlots < 0 || cfg.DurationSlots > 64 {
+		return nil, fmt.Errorf("%w: %d duration slots (0 to 64)", ErrInvalidConfig, cfg.DurationSlots)
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
@@ -252,6 +300,13 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		injected: injected,
 	}
 	t.holdBounds = append([]time.Duration(nil), cfg.HoldBuckets...)
+	t.cfg.DurationBuckets = append([]time.Duration(nil), cfg.DurationBuckets...)
+	if cfg.DurationSlots > 0 {
+		for i := range t.shards {
+			t.shards[i].dur = make([]holdHist, cfg.DurationSlots)
+			t.shards[i].durBounds = t.cfg.DurationBuckets
+		}
+	}
 	t.lastRefill = cfg.Now()
 	registry.add(t)
 	go t.watch()
@@ -468,12 +523,7 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		}
 	}
 	if held >= 0 && len(t.holdBounds) > 0 {
-		i := 0
-		for i < len(t.holdBounds) && held > t.holdBounds[i] {
-			i++
-		}
-		s.hold.counts[i]++
-		s.hold.sum += int64(held)
+		s.hold.add(t.holdBounds, held)
 	}
 	s.mu.Unlock()
 	if h != nil && h.shard != s {
@@ -498,7 +548,14 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 
 // Note records that a statement ran on the resource: it counts it and
 // keeps the SQL text, truncated. Argument values are never passed here.
-func (r *Resource) Note(query string) {
+// It takes the lock of the resource's shard, which is the goroutine's own
+// in the usual case.
+func (r *Resource) Note(query string) { r.NoteTimed(query, -1, 0) }
+
+// NoteTimed is Note for a statement that took d, which it records in the
+// tracker's duration histogram number slot (see [Config.DurationSlots]),
+// under the lock Note takes anyway; a slot out of range records nothing.
+func (r *Resource) NoteTimed(query string, slot int, d time.Duration) {
 	if r == nil {
 		return
 	}
@@ -506,11 +563,15 @@ func (r *Resource) Note(query string) {
 	if r.kind == KindTx && r.flags.Load()&flagWrote == 0 && writes(query) {
 		r.flags.Or(flagWrote)
 	}
-	r.mu.Lock()
+	s := r.shard
+	s.mu.Lock()
 	r.statements++
 	r.lastQuery = query
 	r.truncated = truncated
-	r.mu.Unlock()
+	if uint(slot) < uint(len(s.dur)) {
+		s.dur[slot].add(s.durBounds, d)
+	}
+	s.mu.Unlock()
 }
 
 // clip truncates query to the resource's limit.
@@ -597,8 +658,14 @@ func (r *Resource) Start() time.Time { return clock.Time(r.start) }
 func (r *Resource) Elapsed() time.Duration { return clock.Since(r.start) }
 
 func (r *Resource) statementInfo() (int64, string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.shard.mu.Lock()
+	defer r.shard.mu.Unlock()
+	return r.statementInfoLocked()
+}
+
+// statementInfoLocked is statementInfo for a caller that holds r's shard
+// lock.
+func (r *Resource) statementInfoLocked() (int64, string) {
 	q := r.lastQuery
 	if r.truncated {
 		q += "…"
@@ -756,7 +823,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 
 // snapshot copies r; the caller holds r's shard lock.
 func (r *Resource) snapshot() snapshot {
-	n, q := r.statementInfo()
+	n, q := r.statementInfoLocked()
 	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
 		goid: r.goid, inTx: r.inTxLocked || r.flags.Load()&flagInTx != 0, wrote: r.flags.Load()&flagWrote != 0}
 }

@@ -116,7 +116,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect computes the gauges from the tracker at scrape time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.rec.on.Store(true)
-	c.rec.collect(ch)
+	c.rec.collect(ch, c.tracker)
 	ch <- c.holdMetric()
 
 	txN, txAge := c.tracker.Oldest(leak.KindTx)

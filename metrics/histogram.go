@@ -69,9 +69,19 @@ func (h *histogram) observe(d time.Duration) {
 }
 
 // metric returns the histogram's current value as a constant metric.
-func (h *histogram) metric() prometheus.Metric {
+func (h *histogram) metric() prometheus.Metric { return h.metricPlus(nil, 0) }
+
+// metricPlus is metric with more observations added: extra holds counts
+// per bucket (not cumulative, as h's own; nil for none) with the same
+// bounds, and extraSum their sum.
+func (h *histogram) metricPlus(extra []uint64, extraSum time.Duration) prometheus.Metric {
 	var counts [maxBuckets + 1]uint64
-	var sum int64
+	for j, n := range extra {
+		if j < len(counts) {
+			counts[j] += n
+		}
+	}
+	sum := int64(extraSum)
 	for i := range h.shards {
 		s := &h.shards[i]
 		for j := range len(h.bounds) + 1 {

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sqlwatch/sqlwatch/leak"
 )
 
 // Op is a driver operation, the op label of sqlwatch_statement_duration_seconds
@@ -115,10 +117,12 @@ func (r *Recorder) describe(ch chan<- *prometheus.Desc) {
 	r.errors.Describe(ch)
 }
 
-// collect sends the recorder's metrics.
-func (r *Recorder) collect(ch chan<- prometheus.Metric) {
-	for _, h := range r.stmt {
-		ch <- h.metric()
+// collect sends the recorder's metrics; the statement durations add
+// those the pool's tracker recorded (see leak.Resource.NoteTimed).
+func (r *Recorder) collect(ch chan<- prometheus.Metric, t *leak.Tracker) {
+	for op, h := range r.stmt {
+		_, counts, sum := t.Durations(op)
+		ch <- h.metricPlus(counts, sum)
 	}
 	for _, h := range r.tx {
 		ch <- h.metric()
@@ -138,10 +142,26 @@ func (r *Recorder) Done(op Op, d time.Duration, err error) {
 		return
 	}
 	r.stmt[op].observe(d)
-	if err != nil {
+	r.Failed(op, err)
+}
+
+// Failed counts err (when not nil or driver.ErrSkip) in
+// sqlwatch_errors_total: Done without the duration, for an operation whose
+// duration the driver records through the tracker (leak.Resource.NoteTimed
+// in the slot numbered op).
+func (r *Recorder) Failed(op Op, err error) {
+	if err != nil && err != driver.ErrSkip {
 		r.errorsHot[op][Classify(err)].Inc()
 	}
 }
+
+// NumOps is the number of operations: the tracker slots the driver
+// records statement durations in (leak.Config.DurationSlots).
+const NumOps = int(numOps)
+
+// StatementBounds returns StatementBuckets as durations: the bounds of
+// those slots (leak.Config.DurationBuckets).
+func StatementBounds() []time.Duration { return toDurations(StatementBuckets) }
 
 // TxEnded records a transaction that lasted d.
 func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.tx[o].observe(d) }
@@ -149,9 +169,11 @@ func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.tx[o].observe(d) }
 // HoldBounds returns HoldBuckets as durations: the bounds of the hold-time
 // histogram the driver has each pool's tracker keep (leak.Config's
 // HoldBuckets), which the Collector exports as sqlwatch_conn_hold_seconds.
-func HoldBounds() []time.Duration {
-	out := make([]time.Duration, len(HoldBuckets))
-	for i, b := range HoldBuckets {
+func HoldBounds() []time.Duration { return toDurations(HoldBuckets) }
+
+func toDurations(seconds []float64) []time.Duration {
+	out := make([]time.Duration, len(seconds))
+	for i, b := range seconds {
 		out[i] = time.Duration(math.Round(b * float64(time.Second)))
 	}
 	return out
