@@ -45,7 +45,9 @@ func (p *pool) stop(op metrics.Op, start int64, err error) (int64, time.Duration
 		return 0, 0
 	}
 	end := clock.Now()
-	p.rec.Failed(op, err)
+	if err != nil {
+		p.rec.Failed(op, err)
+	}
 	return end, clock.Between(start, end)
 }
 

@@ -129,6 +129,10 @@ type shard struct {
 
 	dur       []holdHist      // statement durations by slot, recorded by NoteTimed
 	durBounds []time.Duration // Config.DurationBuckets
+
+	// Keep the written fields of neighbouring shards, used by different
+	// goroutines, off each other's cache lines.
+	_ [64]byte
 }
 
 // add counts d in the bucket of bounds it falls in.
