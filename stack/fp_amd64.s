@@ -1,3 +1,5 @@
+//go:build gc && !purego && !sqlwatch_nofp
+
 #include "textflag.h"
 
 // func fpCallers(skip int, pcs []uintptr) int
