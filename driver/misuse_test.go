@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/driver"
+	"github.com/sqlwatch/sqlwatch/internal/fakedb"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -297,4 +298,42 @@ func TestConnKilled(t *testing.T) {
 			t.Errorf("deaths: %v", st.ConnDeaths)
 		}
 	})
+}
+
+// TestBypassOnReusedConnCountedOnce: a bypass on a conn taken from the
+// idle pool (ResetSession, then the statement) is one finding, and its
+// report names the statement.
+func TestBypassOnReusedConnCountedOnce(t *testing.T) {
+	ch := make(misuses, 100)
+	c, err := driver.NewConnector(fakedb.New(fakedb.Full).Connector(), driver.WithLogger(discard),
+		driver.WithMisuseFunc(func(m leak.Misuse) { ch <- m }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	// Two conns in the idle pool, so that both the tx and the bypass
+	// take a used one.
+	ctx := context.Background()
+	c1, _ := db.Conn(ctx)
+	c2, _ := db.Conn(ctx)
+	c1.PingContext(ctx)
+	c2.PingContext(ctx)
+	c1.Close()
+	c2.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := db.ExecContext(ctx, "UPDATE bypass"); err != nil {
+		t.Fatal(err)
+	}
+	m := ch.wait(t, leak.MisuseTxBypass)
+	if m.Here.Query != "UPDATE bypass" {
+		t.Errorf("report query = %q; want UPDATE bypass", m.Here.Query)
+	}
+	if n := driver.TrackerOf(db).Stats().Misuse[leak.MisuseTxBypass]; n != 1 {
+		t.Errorf("tx_bypass counted %d times; want 1", n)
+	}
 }
