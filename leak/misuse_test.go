@@ -67,4 +67,29 @@ func TestWrites(t *testing.T) {
 	f("WITH x AS (SELECT 1) SELECT * FROM x", false)
 	f("SET lock_timeout = '1s'", false)
 	f("DELETE FROM t", true)
+	f("select * from t for share", true)
+	f("SELECT * FROM t\n\tFOR NO KEY UPDATE", true)
+	f("select * from t where fork = 1", false)
+	f("select for_update from t", false)
+	f("show tables", false)
+	f("values (1)", false)
+}
+
+func TestWritesDoesNotAllocate(t *testing.T) {
+	q := "select id, name from items where id = ? for update"
+	if n := testing.AllocsPerRun(100, func() { writes(q) }); n != 0 {
+		t.Errorf("writes allocates %v times per call; want 0", n)
+	}
+}
+
+// TestNoteReadsWritesBeforeTruncation: a long SELECT ... FOR UPDATE is a
+// write even when the text kept is cut before FOR UPDATE.
+func TestNoteReadsWritesBeforeTruncation(t *testing.T) {
+	f := newFixture(t, Config{QueryLimit: 20})
+	tx := f.t.Open(KindTx, 0)
+	defer f.t.Close(tx)
+	tx.Note("SELECT a, b, c, d, e, f FROM t WHERE id = 1 FOR UPDATE")
+	if tx.flags.Load()&flagWrote == 0 {
+		t.Error("a tx that ran SELECT ... FOR UPDATE is not marked as having written")
+	}
 }

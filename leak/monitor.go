@@ -113,6 +113,8 @@ type Monitor struct {
 	done chan struct{}
 	once sync.Once
 
+	checkMu sync.Mutex // serializes Check
+
 	// poll state, owned by the polling goroutine (or Check's caller)
 	prev        sql.DBStats
 	havePrev    bool
@@ -195,9 +197,11 @@ func (m *Monitor) run() {
 }
 
 // Check polls once. The monitor calls it on its interval; tests call it
-// with injected stats and clock. It must not run concurrently with
-// itself.
+// with injected stats and clock. Concurrent calls run one after the
+// other.
 func (m *Monitor) Check() {
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
 	defer m.t.recoverPanic()
 	now := m.cfg.Now()
 	s := m.cfg.Stats()

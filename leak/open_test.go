@@ -210,3 +210,25 @@ func TestNoteTimed(t *testing.T) {
 		t.Fatalf("slot 2 (out of range): %v %v %v; want nothing", b, c, s)
 	}
 }
+
+// TestScanWhileTheWatchdogRuns: Scan from a caller and the watchdog's
+// own passes run one after the other (go test -race fails otherwise).
+func TestScanWhileTheWatchdogRuns(t *testing.T) {
+	th := [numKinds]time.Duration{}
+	th[KindTx] = time.Millisecond
+	tr, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Thresholds: th, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		r := tr.Open(KindTx, 0)
+		time.Sleep(time.Millisecond)
+		tr.Scan()
+		tr.Close(r)
+	}
+	if tr.Stats().Reported == 0 {
+		t.Error("no report: the scans found nothing to report, so they did not touch the rate limiter")
+	}
+}

@@ -97,7 +97,8 @@ type Tracker struct {
 	injected   bool // cfg.Now was given: read it instead of internal/clock
 	holdBounds []time.Duration
 
-	// watchdog-only state
+	// Scan's state, guarded by scanMu
+	scanMu     sync.Mutex
 	tokens     float64
 	lastRefill time.Time
 	suppressed int64
@@ -520,6 +521,7 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		s.returns++
 	}
 	h := r.holder
+	r.holder, r.lastQuery = nil, "" // neither pins memory while r is closed
 	if h != nil && h.shard == s {
 		h.coverLocked--
 		if r.kind == KindTx {
@@ -536,7 +538,6 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		}
 		h.Uncover()
 	}
-	r.holder = nil
 	if announce {
 		select {
 		case t.releases <- release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
@@ -544,7 +545,6 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 			t.dropped.Add(1)
 		}
 	}
-	r.lastQuery = ""
 	if !r.owned {
 		resources.Put(r)
 	}
@@ -563,10 +563,11 @@ func (r *Resource) NoteTimed(query string, slot int, d time.Duration) {
 	if r == nil {
 		return
 	}
-	query, truncated := r.clip(query)
+	// Whether it writes is read from the whole text, before truncation.
 	if r.kind == KindTx && r.flags.Load()&flagWrote == 0 && writes(query) {
 		r.flags.Or(flagWrote)
 	}
+	query, truncated := r.clip(query)
 	s := r.shard
 	s.mu.Lock()
 	r.statements++
@@ -595,15 +596,40 @@ func writes(q string) bool {
 	if i := strings.IndexAny(q, " \t\r\n("); i >= 0 {
 		word = q[:i]
 	}
-	switch strings.ToUpper(word) {
-	case "SELECT", "WITH", "VALUES", "TABLE":
-		u := strings.ToUpper(q)
-		return strings.Contains(u, " FOR UPDATE") || strings.Contains(u, " FOR SHARE") ||
-			strings.Contains(u, " FOR NO KEY UPDATE") || strings.Contains(u, " LOCK IN SHARE MODE")
-	case "SHOW", "EXPLAIN", "DESCRIBE", "DESC", "PRAGMA", "SET", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":
+	switch {
+	case foldIn(word, readWords):
+		// Without allocating (it runs on every read in a tx until it
+		// writes): the last three words before each.
+		var w1, w2, w3 string
+		for w := range strings.FieldsSeq(q) {
+			switch {
+			case strings.EqualFold(w1, "FOR") && (strings.EqualFold(w, "UPDATE") || strings.EqualFold(w, "SHARE")),
+				strings.EqualFold(w3, "FOR") && strings.EqualFold(w2, "NO") && strings.EqualFold(w1, "KEY") && strings.EqualFold(w, "UPDATE"),
+				strings.EqualFold(w3, "LOCK") && strings.EqualFold(w2, "IN") && strings.EqualFold(w1, "SHARE") && strings.EqualFold(w, "MODE"):
+				return true
+			}
+			w1, w2, w3 = w, w1, w2
+		}
+		return false
+	case foldIn(word, noWriteWords):
 		return false
 	}
 	return true
+}
+
+var (
+	readWords    = []string{"SELECT", "WITH", "VALUES", "TABLE"}
+	noWriteWords = []string{"SHOW", "EXPLAIN", "DESCRIBE", "DESC", "PRAGMA", "SET", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+)
+
+// foldIn reports whether w is one of words, ignoring case.
+func foldIn(w string, words []string) bool {
+	for _, x := range words {
+		if strings.EqualFold(w, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // Cover marks r (a conn) as held by another tracked resource, such as a

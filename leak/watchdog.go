@@ -55,8 +55,11 @@ func (t *Tracker) drainReleases() {
 // Scan runs one watchdog pass now: every resource past its kind's
 // threshold and not yet reported is reported, within the rate limit. The
 // watchdog calls Scan on its interval; tests call it with an injected
-// clock. Scan must not be called concurrently with itself.
+// clock. Concurrent calls (the watchdog's and a caller's) run one after
+// the other.
 func (t *Tracker) Scan() {
+	t.scanMu.Lock()
+	defer t.scanMu.Unlock()
 	now := t.cfg.Now()
 	nowNS := clock.Of(now)
 	var dropped int64
