@@ -228,10 +228,10 @@ func Check(t TestingT, opts ...Option) func() {
 		t.Error(o.errorText("leak.Check"))
 		return func() {}
 	}
-	before := make(map[*Resource]struct{})
+	before := make(map[resID]struct{})
 	for _, tr := range o.pools() {
 		tr.collect(func(r *Resource) bool {
-			before[r] = struct{}{}
+			before[r.id()] = struct{}{}
 			return false
 		})
 	}
@@ -283,7 +283,7 @@ func (o *gateOpts) pools() []*Tracker {
 
 // find waits up to the retry window for the resources not in before to
 // close, and describes those still open; "" means none.
-func (o *gateOpts) find(before map[*Resource]struct{}) string {
+func (o *gateOpts) find(before map[resID]struct{}) string {
 	deadline := time.Now().Add(o.retry)
 	poll := gateMinPoll
 	for {
@@ -300,11 +300,11 @@ func (o *gateOpts) find(before map[*Resource]struct{}) string {
 }
 
 // open lists the resources to report now, oldest first.
-func (o *gateOpts) open(before map[*Resource]struct{}) []Report {
+func (o *gateOpts) open(before map[resID]struct{}) []Report {
 	var out []Report
 	for _, tr := range o.pools() {
 		snaps := tr.collect(func(r *Resource) bool {
-			if _, old := before[r]; old {
+			if _, old := before[r.id()]; old {
 				return false
 			}
 			return !r.covered() // the tx or rows holding it is reported instead

@@ -528,3 +528,35 @@ func TestVerifyTestMainChild(t *testing.T) {
 		return 0
 	}), append(opts, leak.RetryFor(10*time.Millisecond))...)
 }
+
+// TestCheckSeesAReopenedResource: a conn open when Check ran, returned,
+// then checked out again and leaked reuses its tracking record; the gate
+// still tells the new checkout from the old one.
+func TestCheckSeesAReopenedResource(t *testing.T) {
+	db := openPool(t, "gate-reopen")
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	old, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	ft := &fakeT{}
+	done := leak.Check(ft, leak.Pool(db), leak.RetryFor(20*time.Millisecond))
+	old.Close()
+	leaked, err := db.Conn(ctx) // the same driver conn: one open at most
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaked.Close()
+	if _, err := leaked.ExecContext(ctx, "SELECT 2"); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	mustContain(t, ft.failure(t), "[conn]", "last query: SELECT 2")
+}

@@ -118,6 +118,15 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 		_, ev.thereQuery = e.There.statementInfo()
 	}
 	ev.ev.There = nil
+	if e.Self != nil {
+		// Kept as an identity: by the time the watchdog lists the
+		// holders, the Resource may be recycled for another tx.
+		sh := e.Self.shard
+		sh.mu.Lock()
+		ev.self = e.Self.id()
+		sh.mu.Unlock()
+	}
+	ev.ev.Self = nil
 	select {
 	case t.misuses <- ev:
 	default:
@@ -145,6 +154,7 @@ type misuseItem struct {
 	thereStart time.Time
 	thereGoid  int64
 	thereQuery string
+	self       resID
 	death      bool
 	idle       time.Duration
 }
@@ -180,7 +190,7 @@ func (t *Tracker) logMisuse(it misuseItem) {
 		t.seen[key] = true
 	}
 	if m.Kind == MisuseLockConflict {
-		m.Holders = t.txHolders(e.Self)
+		m.Holders = t.txHolders(it.self)
 	}
 	msg, attrs := misuseMessage(&m)
 	t.log(slog.LevelWarn, msg, attrs)
@@ -214,9 +224,9 @@ func (t *Tracker) sqlText(q string) string {
 }
 
 // txHolders lists the open transactions, oldest first, but self.
-func (t *Tracker) txHolders(self *Resource) []TxHolder {
+func (t *Tracker) txHolders(self resID) []TxHolder {
 	now := t.cfg.Now()
-	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx && r != self })
+	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx && r.id() != self })
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
 	var out []TxHolder
 	for i := range snaps {

@@ -126,6 +126,7 @@ type shard struct {
 	tail    *Resource // oldest
 	n       int
 	returns uint64   // conn checkouts ended in this shard
+	seq     uint64   // resources opened in this shard (Resource.seq)
 	hold    holdHist // hold times recorded by CloseHeld in this shard
 
 	dur       []holdHist      // statement durations by slot, recorded by NoteTimed
@@ -215,6 +216,7 @@ type Resource struct {
 	inTxLocked  bool
 
 	// guarded by shard.mu
+	seq        uint64 // the shard's count when r was opened: see id
 	closed     bool
 	reported   bool
 	suppressed bool
@@ -455,6 +457,8 @@ func (t *Tracker) insert(r *Resource) {
 	s := &t.shards[uint64(r.goid)%numShards]
 	r.shard = s
 	s.mu.Lock()
+	s.seq++
+	r.seq = s.seq
 	r.next = s.head
 	if s.head != nil {
 		s.head.prev = r
@@ -660,6 +664,17 @@ const (
 	flagWrote = 1 << 1
 	coverUnit = 1 << 2
 )
+
+// resID names one opening of a resource: a Resource is recycled (and a
+// conn's is reopened at every checkout), so its address alone does not
+// tell two openings apart.
+type resID struct {
+	r   *Resource
+	seq uint64
+}
+
+// id returns r's resID; the caller holds r's shard lock.
+func (r *Resource) id() resID { return resID{r, r.seq} }
 
 // covered reports whether r is held by a resource that reports for
 // itself (see Cover).
