@@ -111,7 +111,7 @@ func TestHoldHistogram(t *testing.T) {
 func TestHoldBucketsValidated(t *testing.T) {
 	for _, b := range [][]time.Duration{
 		{time.Second, time.Millisecond},
-		make([]time.Duration, MaxHoldBuckets+1),
+		make([]time.Duration, MaxBuckets+1),
 	} {
 		if _, err := NewTracker(Config{HoldBuckets: b}); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("NewTracker with hold buckets %v: err = %v; want ErrInvalidConfig", b, err)

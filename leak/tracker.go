@@ -73,13 +73,13 @@ type Config struct {
 	// on the hot path.
 	RedactSQL bool
 	// HoldBuckets are the upper bounds (inclusive, increasing, at most
-	// MaxHoldBuckets) of the histogram of hold times that CloseHeld
+	// MaxBuckets) of the histogram of hold times that CloseHeld
 	// records; none keeps no histogram.
 	HoldBuckets []time.Duration
 	// DurationSlots is the number of statement-duration histograms that
 	// NoteTimed records into (the driver keeps one per operation), with
 	// the upper bounds DurationBuckets (inclusive, increasing, at most
-	// MaxHoldBuckets). Zero keeps none.
+	// MaxBuckets). Zero keeps none.
 	DurationSlots   int
 	DurationBuckets []time.Duration
 	// Now is the clock; default [Now]. Tests inject their own.
@@ -88,14 +88,13 @@ type Config struct {
 
 // Tracker tracks the open resources of one pool and runs its watchdog.
 type Tracker struct {
-	cfg        Config
-	shards     [numShards]shard
-	releases   chan release
-	stop       chan struct{}
-	done       chan struct{}
-	stopOnce   sync.Once
-	injected   bool // cfg.Now was given: read it instead of internal/clock
-	holdBounds []time.Duration
+	cfg      Config
+	shards   [numShards]shard
+	releases chan release
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	injected bool // cfg.Now was given: read it instead of internal/clock
 
 	// Scan's state, guarded by scanMu
 	scanMu     sync.Mutex
@@ -125,11 +124,11 @@ type shard struct {
 	head    *Resource // newest
 	tail    *Resource // oldest
 	n       int
-	returns uint64   // conn checkouts ended in this shard
-	seq     uint64   // resources opened in this shard (Resource.seq)
-	hold    holdHist // hold times recorded by CloseHeld in this shard
+	returns uint64  // conn checkouts ended in this shard
+	seq     uint64  // resources opened in this shard (Resource.seq)
+	hold    durHist // hold times recorded by CloseHeld in this shard
 
-	dur       []holdHist      // statement durations by slot, recorded by NoteTimed
+	dur       []durHist       // statement durations by slot, recorded by NoteTimed
 	durBounds []time.Duration // Config.DurationBuckets
 
 	// Keep the written fields of neighbouring shards, used by different
@@ -138,7 +137,7 @@ type shard struct {
 }
 
 // add counts d in the bucket of bounds it falls in.
-func (h *holdHist) add(bounds []time.Duration, d time.Duration) {
+func (h *durHist) add(bounds []time.Duration, d time.Duration) {
 	d = max(d, 0)
 	i := 0
 	for i < len(bounds) && d > bounds[i] {
@@ -157,45 +156,46 @@ func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, 
 	if slot < 0 || slot >= t.cfg.DurationSlots {
 		return nil, nil, 0
 	}
-	counts = make([]uint64, len(t.cfg.DurationBuckets)+1)
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		for j := range counts {
-			counts[j] += s.dur[slot].counts[j]
-		}
-		sum += time.Duration(s.dur[slot].sum)
-		s.mu.Unlock()
-	}
+	counts, sum = t.merge(len(t.cfg.DurationBuckets), func(s *shard) *durHist { return &s.dur[slot] })
 	return t.cfg.DurationBuckets, counts, sum
 }
 
-// holdHist counts hold times by bucket (see Config.HoldBuckets; the last
-// count is above every bound), under the shard's lock.
-type holdHist struct {
-	counts [MaxHoldBuckets + 1]uint64
+// durHist counts durations by bucket (the last count is above every
+// bound), under the shard's lock.
+type durHist struct {
+	counts [MaxBuckets + 1]uint64
 	sum    int64 // nanoseconds
 }
 
-// MaxHoldBuckets is the most bucket bounds [Config.HoldBuckets] may have.
-const MaxHoldBuckets = 16
+// MaxBuckets is the most bucket bounds [Config.HoldBuckets] and
+// [Config.DurationBuckets] may have.
+const MaxBuckets = 16
 
 // HoldHistogram returns the hold times recorded by [Tracker.CloseHeld]:
 // the bucket bounds (Config.HoldBuckets), the count in each bucket (not
 // cumulative; one more than the bounds, the last above them all) and the
 // sum. It takes each shard's lock in turn.
 func (t *Tracker) HoldHistogram() (bounds []time.Duration, counts []uint64, sum time.Duration) {
-	counts = make([]uint64, len(t.holdBounds)+1)
+	counts, sum = t.merge(len(t.cfg.HoldBuckets), func(s *shard) *durHist { return &s.hold })
+	return t.cfg.HoldBuckets, counts, sum
+}
+
+// merge adds up, over the shards, the histogram (with n bounds) that
+// pick chooses in each.
+func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, time.Duration) {
+	counts := make([]uint64, n+1)
+	var sum time.Duration
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
+		h := pick(s)
 		for j := range counts {
-			counts[j] += s.hold.counts[j]
+			counts[j] += h.counts[j]
 		}
-		sum += time.Duration(s.hold.sum)
+		sum += time.Duration(h.sum)
 		s.mu.Unlock()
 	}
-	return t.holdBounds, counts, sum
+	return counts, sum
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer
@@ -257,8 +257,8 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("%w: negative query limit %d", ErrInvalidConfig, cfg.QueryLimit)
 	}
 	for _, b := range [][]time.Duration{cfg.HoldBuckets, cfg.DurationBuckets} {
-		if len(b) > MaxHoldBuckets {
-			return nil, fmt.Errorf("%w: %d buckets (at most %d)", ErrInvalidConfig, len(b), MaxHoldBuckets)
+		if len(b) > MaxBuckets {
+			return nil, fmt.Errorf("%w: %d buckets (at most %d)", ErrInvalidConfig, len(b), MaxBuckets)
 		}
 		for i := 1; i < len(b); i++ {
 			if b[i] <= b[i-1] {
@@ -306,11 +306,11 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		tokens:   float64(cfg.ReportBurst),
 		injected: injected,
 	}
-	t.holdBounds = append([]time.Duration(nil), cfg.HoldBuckets...)
+	t.cfg.HoldBuckets = append([]time.Duration(nil), cfg.HoldBuckets...)
 	t.cfg.DurationBuckets = append([]time.Duration(nil), cfg.DurationBuckets...)
 	if cfg.DurationSlots > 0 {
 		for i := range t.shards {
-			t.shards[i].dur = make([]holdHist, cfg.DurationSlots)
+			t.shards[i].dur = make([]durHist, cfg.DurationSlots)
 			t.shards[i].durBounds = t.cfg.DurationBuckets
 		}
 	}
@@ -532,8 +532,8 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 			h.inTxLocked = false
 		}
 	}
-	if held >= 0 && len(t.holdBounds) > 0 {
-		s.hold.add(t.holdBounds, held)
+	if held >= 0 && len(t.cfg.HoldBuckets) > 0 {
+		s.hold.add(t.cfg.HoldBuckets, held)
 	}
 	s.mu.Unlock()
 	if h != nil && h.shard != s {

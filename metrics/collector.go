@@ -92,14 +92,11 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 // tracker keeps under its own locks (see leak.Tracker.CloseHeld).
 func (c *Collector) holdMetric() prometheus.Metric {
 	bounds, counts, sum := c.tracker.HoldHistogram()
-	cumulative := make(map[float64]uint64, len(bounds))
-	var n uint64
+	upper := make([]float64, len(bounds))
 	for i, b := range bounds {
-		n += counts[i]
-		cumulative[b.Seconds()] = n
+		upper[i] = b.Seconds()
 	}
-	n += counts[len(bounds)]
-	return prometheus.MustNewConstHistogram(c.connHold, n, sum.Seconds(), cumulative)
+	return constHistogram(c.connHold, upper, counts, sum)
 }
 
 // Describe sends the descriptors of every metric, and turns the pool's

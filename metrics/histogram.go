@@ -1,13 +1,14 @@
 package metrics
 
 import (
-	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sqlwatch/sqlwatch/internal/goid"
+	"github.com/sqlwatch/sqlwatch/leak"
 )
 
 // histogram is a Prometheus histogram of durations made for the hot path.
@@ -26,15 +27,15 @@ import (
 // next scrape sees both.
 type histogram struct {
 	desc   *prometheus.Desc
-	labels []string  // label values, in desc's order
-	bounds []int64   // upper bounds (inclusive) in nanoseconds
-	upper  []float64 // the same in seconds
+	labels []string        // label values, in desc's order
+	bounds []time.Duration // upper bounds (inclusive)
+	upper  []float64       // the same in seconds
 	shards [histShards]histShard
 }
 
 const (
 	histShards = 8
-	maxBuckets = 16 // bounds, not counting +Inf
+	maxBuckets = leak.MaxBuckets // bounds, not counting +Inf
 )
 
 type histShard struct {
@@ -49,23 +50,19 @@ func newHistogram(desc *prometheus.Desc, buckets []float64, labels ...string) *h
 	if len(buckets) > maxBuckets {
 		panic("metrics: too many buckets") // a programming error in this package
 	}
-	h := &histogram{desc: desc, labels: labels, upper: buckets, bounds: make([]int64, len(buckets))}
-	for i, b := range buckets {
-		h.bounds[i] = int64(math.Round(b * float64(time.Second)))
-	}
-	return h
+	return &histogram{desc: desc, labels: labels, upper: slices.Clone(buckets), bounds: toDurations(buckets)}
 }
 
 // observe records one duration. It takes no lock and does not allocate.
 func (h *histogram) observe(d time.Duration) {
-	ns := max(int64(d), 0)
+	d = max(d, 0)
 	i := 0
-	for i < len(h.bounds) && ns > h.bounds[i] {
+	for i < len(h.bounds) && d > h.bounds[i] {
 		i++
 	}
 	s := &h.shards[uint64(goid.Get())%histShards]
 	s.counts[i].Add(1)
-	s.sum.Add(ns)
+	s.sum.Add(int64(d))
 }
 
 // metric returns the histogram's current value as a constant metric.
@@ -89,12 +86,19 @@ func (h *histogram) metricPlus(extra []uint64, extraSum time.Duration) prometheu
 		}
 		sum += s.sum.Load()
 	}
-	cumulative := make(map[float64]uint64, len(h.upper))
+	return constHistogram(h.desc, h.upper, counts[:len(h.upper)+1], time.Duration(sum), h.labels...)
+}
+
+// constHistogram builds a constant histogram from counts per bucket (not
+// cumulative; one more than upper, the last above every bound) and their
+// sum.
+func constHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum time.Duration, labels ...string) prometheus.Metric {
+	cumulative := make(map[float64]uint64, len(upper))
 	var n uint64
-	for j, ub := range h.upper {
+	for j, ub := range upper {
 		n += counts[j]
 		cumulative[ub] = n
 	}
-	n += counts[len(h.bounds)]
-	return prometheus.MustNewConstHistogram(h.desc, n, time.Duration(sum).Seconds(), cumulative, h.labels...)
+	n += counts[len(upper)]
+	return prometheus.MustNewConstHistogram(desc, n, sum.Seconds(), cumulative, labels...)
 }

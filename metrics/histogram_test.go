@@ -11,7 +11,9 @@ import (
 
 func TestHistogram(t *testing.T) {
 	desc := prometheus.NewDesc("x_seconds", "X.", []string{"op"}, nil)
-	h := newHistogram(desc, []float64{.001, .01, 1}, "exec")
+	buckets := []float64{.001, .01, 1}
+	h := newHistogram(desc, buckets, "exec")
+	buckets[0] = 42 // the histogram keeps its own copy
 	// On a bound counts in that bucket (le is inclusive); a negative
 	// duration counts as zero.
 	for _, d := range []time.Duration{-5, 0, time.Millisecond, time.Millisecond + 1, 10 * time.Millisecond, time.Second, 2 * time.Second} {
@@ -30,6 +32,9 @@ func TestHistogram(t *testing.T) {
 		t.Fatalf("sum = %v; want %v", got, wantSum)
 	}
 	want := map[float64]uint64{.001: 3, .01: 5, 1: 6}
+	if len(hg.GetBucket()) != len(want) {
+		t.Fatalf("%d buckets; want %d", len(hg.GetBucket()), len(want))
+	}
 	for _, b := range hg.GetBucket() {
 		if b.GetCumulativeCount() != want[b.GetUpperBound()] {
 			t.Fatalf("bucket le=%v: %d; want %d", b.GetUpperBound(), b.GetCumulativeCount(), want[b.GetUpperBound()])
@@ -50,9 +55,24 @@ func TestHistogramConcurrent(t *testing.T) {
 			}
 		})
 	}
-	// Scrapes while observations run must not race (go test -race).
+	// Scrapes while observations run must not race (go test -race), and
+	// each is a valid histogram that never goes back.
+	var last uint64
 	for range 10 {
-		h.metric()
+		var m dto.Metric
+		if err := h.metric().Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		n := m.GetHistogram().GetSampleCount()
+		for _, b := range m.GetHistogram().GetBucket() {
+			if b.GetCumulativeCount() > n {
+				t.Fatalf("bucket le=%v counts %d, more than the count %d", b.GetUpperBound(), b.GetCumulativeCount(), n)
+			}
+		}
+		if n < last {
+			t.Fatalf("count went back from %d to %d", last, n)
+		}
+		last = n
 	}
 	wg.Wait()
 	var m dto.Metric

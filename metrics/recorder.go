@@ -64,8 +64,7 @@ var (
 // Recorder holds the hot-path metrics of one pool. The driver creates one
 // per pool; all methods are safe for concurrent use and take no lock.
 type Recorder struct {
-	dbName string
-	on     atomic.Bool
+	on atomic.Bool
 
 	stmt      [numOps]*histogram // sqlwatch_statement_duration_seconds, by op
 	tx        [3]*histogram      // sqlwatch_tx_duration_seconds, by outcome
@@ -91,7 +90,6 @@ func NewRecorder(dbName string) *Recorder {
 	tx := prometheus.NewDesc("sqlwatch_tx_duration_seconds",
 		"Duration of transactions from begin to commit or rollback, by outcome.", []string{"outcome"}, labels)
 	r := &Recorder{
-		dbName: dbName,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "sqlwatch_errors_total",
 			Help:        "Errors returned by the driver, by operation and class.",
