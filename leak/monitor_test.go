@@ -66,7 +66,7 @@ created by database/sql.OpenDB in goroutine 1
 func TestMonitorStall(t *testing.T) {
 	f := newFixture(t, Config{})
 	a := f.t.Open(KindConn, 0)
-	a.SetInTx(true)
+	a.setInTx(true)
 	a.Note("UPDATE stock SET n = n - 1")
 	f.clock.add(time.Second)
 	b := f.t.Open(KindConn, 0)

@@ -68,8 +68,8 @@ func TestOpenInIsNotRecycled(t *testing.T) {
 			t.Fatalf("OpenIn returned %p; want the caller's %p", r, &buf)
 		}
 		r.Note("SELECT 1")
-		r.Cover()
-		r.SetInTx(true)
+		r.cover()
+		r.setInTx(true)
 		if n, _ := r.statementInfo(); n != 1 {
 			t.Fatalf("checkout %d: statements = %d; want 1 (reset at each open)", i, n)
 		}
@@ -81,7 +81,7 @@ func TestOpenInIsNotRecycled(t *testing.T) {
 			t.Fatalf("checkout %d: still open after Close", i)
 		}
 		// Flags left by the checkout do not survive the next open.
-		r.Uncover()
+		r.uncover()
 	}
 	r := f.t.OpenIn(&buf, KindConn, 0)
 	if r.covered() || r.flags.Load() != 0 {

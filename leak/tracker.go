@@ -226,7 +226,7 @@ type Resource struct {
 	// with one store: flagInTx (a conn held by an open tx), flagWrote (a
 	// tx that ran a statement that writes or locks), and from bit 2 up
 	// the number of tracked resources (tx, rows) that hold this one (a
-	// conn) and report for themselves (see Cover).
+	// conn) and report for themselves (see cover).
 	flags atomic.Uint32
 
 	// guarded by shard.mu
@@ -405,8 +405,8 @@ type Opening struct {
 	Like *Resource
 	// Holder, when not nil, is the conn checkout the resource (rows or a
 	// tx) holds: while the resource is open the checkout is covered (not
-	// reported on its own, see [Resource.Cover]) and, for a tx, in a
-	// transaction (see [Resource.SetInTx]). Open and Close do this under
+	// reported on its own) and, for a tx, in a
+	// transaction (pool alerts show it). Open and Close do this under
 	// the lock they take anyway when both are in the same shard (the
 	// usual case: one goroutine opened both), with atomics otherwise.
 	Holder *Resource
@@ -475,9 +475,9 @@ func (t *Tracker) insert(r *Resource) {
 	}
 	s.mu.Unlock()
 	if h := r.holder; h != nil && h.shard != s {
-		h.Cover()
+		h.cover()
 		if r.kind == KindTx {
-			h.SetInTx(true)
+			h.setInTx(true)
 		}
 	}
 }
@@ -538,9 +538,9 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 	s.mu.Unlock()
 	if h != nil && h.shard != s {
 		if r.kind == KindTx {
-			h.SetInTx(false)
+			h.setInTx(false)
 		}
-		h.Uncover()
+		h.uncover()
 	}
 	if announce {
 		select {
@@ -636,19 +636,19 @@ func foldIn(w string, words []string) bool {
 	return false
 }
 
-// Cover marks r (a conn) as held by another tracked resource, such as a
+// cover marks r (a conn) as held by another tracked resource, such as a
 // tx or rows, that is reported on its own; while covered, r is not
-// reported, so one leaked tx makes one report, not two. Each Cover needs
-// one Uncover. Nil-safe.
-func (r *Resource) Cover() {
+// reported, so one leaked tx makes one report, not two. Each cover needs
+// one uncover. Nil-safe.
+func (r *Resource) cover() {
 	if r != nil {
 		r.flags.Add(coverUnit)
 	}
 }
 
-// SetInTx records whether r (a conn) is held by an open transaction; pool
+// setInTx records whether r (a conn) is held by an open transaction; pool
 // alerts show it. Nil-safe.
-func (r *Resource) SetInTx(v bool) {
+func (r *Resource) setInTx(v bool) {
 	if r != nil {
 		if v {
 			r.flags.Or(flagInTx)
@@ -677,15 +677,15 @@ type resID struct {
 func (r *Resource) id() resID { return resID{r, r.seq} }
 
 // covered reports whether r is held by a resource that reports for
-// itself (see Cover).
+// itself (see cover).
 // The caller holds r's shard lock.
 func (r *Resource) covered() bool { return r.coverLocked > 0 || r.flags.Load() >= coverUnit }
 
 // Goroutine returns the id of the goroutine that opened r.
 func (r *Resource) Goroutine() int64 { return r.goid }
 
-// Uncover undoes one Cover.
-func (r *Resource) Uncover() {
+// uncover undoes one cover.
+func (r *Resource) uncover() {
 	if r != nil {
 		r.flags.Add(^uint32(coverUnit - 1)) // minus coverUnit
 	}
