@@ -27,7 +27,7 @@ func TestOriginIsTheCallersLine(t *testing.T) {
 	_, _, line, _ := runtime.Caller(0)
 	r := tr.Open(leak.KindTx, 0) // line+1
 	want := fmt.Sprintf("leak/origin_test.go:%d", line+1)
-	rep := <-got
+	rep := next(t, got)
 	if rep.Origin != want || rep.Func != "github.com/sqlwatch/sqlwatch/leak_test.TestOriginIsTheCallersLine" {
 		t.Errorf("got %s in %s; want %s in TestOriginIsTheCallersLine", rep.Origin, rep.Func, want)
 	}
@@ -35,7 +35,19 @@ func TestOriginIsTheCallersLine(t *testing.T) {
 		t.Errorf("stack should start at the origin: %v", rep.Stack)
 	}
 	tr.Close(r)
-	if rel := <-got; !rel.Released || rel.Origin != want {
+	if rel := next(t, got); !rel.Released || rel.Origin != want {
 		t.Errorf("release: got %+v", rel)
+	}
+}
+
+// next returns the next report, or fails the test after 5s.
+func next(t *testing.T, got chan leak.Report) leak.Report {
+	t.Helper()
+	select {
+	case r := <-got:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report within 5s")
+		return leak.Report{}
 	}
 }
