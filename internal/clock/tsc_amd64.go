@@ -72,15 +72,21 @@ func Now() int64 {
 // when the goroutine was preempted between them.
 func pair() (tsc, ns int64) {
 	best := int64(math.MaxInt64)
-	for range 5 {
+	for i := range 5 {
 		t1 := rdtsc()
 		n := sinceEpoch()
 		t2 := rdtsc()
-		if w := t2 - t1; w >= 0 && w < best {
+		w := t2 - t1
+		switch {
+		case w >= 0 && w < best:
 			best, tsc, ns = w, t1+w/2, n
-			if w < 2000 {
-				break
-			}
+		case i == 0:
+			// The counter went back (another processor's): keep this
+			// pair only until a better one, so that one is returned.
+			tsc, ns = t1, n
+		}
+		if best < 2000 {
+			break
 		}
 	}
 	return tsc, ns
