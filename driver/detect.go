@@ -44,7 +44,7 @@ type txIndex struct {
 type txShard struct {
 	mu sync.Mutex
 	m  map[int64][]*tx
-	_  [40]byte
+	_  [48]byte // 64 bytes: neighbouring shards never share a cache line
 }
 
 func (x *txIndex) add(g int64, t *tx) {

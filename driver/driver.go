@@ -235,6 +235,17 @@ func (d *poolDriver) Tracker() *leak.Tracker { return d.pool.tracker }
 // Recorder returns the pool's metrics recorder.
 func (d *poolDriver) Recorder() *metrics.Recorder { return d.pool.rec }
 
+// Open opens a connection through db.Driver(): it is tracked by the
+// pool's tracker, which DB.Close stops, rather than by a tracker of the
+// driver's own that nothing would stop.
+func (d *poolDriver) Open(dsn string) (driver.Conn, error) {
+	c, err := d.inner.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(c, d.pool), nil
+}
+
 // connectorName derives a pool name from the connector's driver package.
 func connectorName(c driver.Connector) string {
 	t := fmt.Sprintf("%T", c.Driver())

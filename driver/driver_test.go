@@ -363,3 +363,34 @@ func TestInterceptorIsCalled(t *testing.T) {
 		}
 	}
 }
+
+// TestDriverOpenUsesThePoolsTracker: a conn opened through db.Driver() is
+// tracked by the pool's tracker, which DB.Close stops; no tracker of the
+// driver's own is left behind.
+func TestDriverOpenUsesThePoolsTracker(t *testing.T) {
+	name := fmt.Sprintf("sqlwatch-driveropen-%d", registered.Add(1))
+	if err := driver.Register(name, fakedb.New(fakedb.Full).Driver(), driver.WithLogger(discard)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(leak.Trackers())
+	c, err := db.Driver().Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(leak.Trackers()); got != before {
+		t.Errorf("db.Driver().Open made %d more trackers; want none", got-before)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, tr := range leak.Trackers() {
+		if strings.HasPrefix(tr.DBName(), name) {
+			t.Errorf("tracker %q still registered after DB.Close", tr.DBName())
+		}
+	}
+}
