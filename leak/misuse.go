@@ -105,11 +105,15 @@ type MisuseEvent struct {
 }
 
 // ReportMisuse counts e and queues it for the watchdog. It never blocks;
-// when the queue is full the event is counted and dropped.
+// when the queue is full the event is counted and dropped. An event with
+// ThereFuncLives is counted by the watchdog instead, once it has found
+// There's function on Here's stack (otherwise it is no misuse: dropped,
+// not counted).
 func (t *Tracker) ReportMisuse(e *MisuseEvent) {
-	if i := slices.Index(MisuseKinds, e.Kind); i >= 0 {
-		t.misuseByKind[i].Add(1)
-	}
+	if !e.ThereFuncLives {
+		t.countMisuse(e.Kind)
+	} // else counted by the watchdog, once it has checked the stack
+
 	ev := misuseItem{ev: *e}
 	if e.There != nil {
 		ev.there = e.There.stack
@@ -159,6 +163,14 @@ type misuseItem struct {
 	idle       time.Duration
 }
 
+// countMisuse counts one finding of kind in Stats().Misuse (and so in
+// sqlwatch_misuse_total).
+func (t *Tracker) countMisuse(kind string) {
+	if i := slices.Index(MisuseKinds, kind); i >= 0 {
+		t.misuseByKind[i].Add(1)
+	}
+}
+
 // maxSeen bounds the memory of reported misuse sites.
 const maxSeen = 4096
 
@@ -181,6 +193,7 @@ func (t *Tracker) logMisuse(it misuseItem) {
 		if !slices.ContainsFunc(frames, func(f stack.Frame) bool { return f.Function == m.There.Func }) {
 			return
 		}
+		t.countMisuse(e.Kind)
 	}
 	key := m.Kind + "|" + m.Here.Origin + "|" + m.There.Origin
 	if t.seen[key] {

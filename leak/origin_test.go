@@ -51,3 +51,35 @@ func next(t *testing.T, got chan leak.Report) leak.Report {
 		return leak.Report{}
 	}
 }
+
+func openTx(tr *leak.Tracker) *leak.Resource { return tr.Open(leak.KindTx, 0) }
+
+// bypassInside reports a bypass from the function that began tx.
+func bypassInside(tr *leak.Tracker) *leak.Resource {
+	tx := tr.Open(leak.KindTx, 0)
+	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, There: tx, ThereFuncLives: true}
+	e.Here.Capture(0)
+	tr.ReportMisuse(e)
+	return tx
+}
+
+// TestBypassCountedOnlyWhenTheTxFunctionRuns: a goroutine whose tx was
+// begun by a function that has returned (a leaked tx, a keep-alive HTTP
+// goroutine's earlier request) is no bypasser, and is not counted.
+func TestBypassCountedOnlyWhenTheTxFunctionRuns(t *testing.T) {
+	tr, err := leak.NewTracker(leak.Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := openTx(tr) // openTx has returned
+	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, There: old, ThereFuncLives: true}
+	e.Here.Capture(0)
+	tr.ReportMisuse(e)
+	live := bypassInside(tr)
+	tr.Stop() // logs the queue
+	if n := tr.Stats().Misuse[leak.MisuseTxBypass]; n != 1 {
+		t.Errorf("tx_bypass counted %d; want 1 (the one inside the tx's function)", n)
+	}
+	tr.Close(old)
+	tr.Close(live)
+}
