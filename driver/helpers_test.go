@@ -87,14 +87,7 @@ func open(t *testing.T, b backend, opts ...driver.Option) (*sql.DB, reports) {
 	if err := driver.RegisterByName(name, b.inner, all...); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open(name, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Ping(); err != nil {
-		t.Fatalf("ping %s: %v", b.name, err)
-	}
+	db := openAndPing(t, b, name, dsn)
 	return db, ch
 }
 
@@ -149,4 +142,30 @@ func checkOrigin(t *testing.T, r leak.Report, want string) {
 	if !strings.Contains(r.Func, "driver_test.") {
 		t.Errorf("func: got %q; want a function of driver_test", r.Func)
 	}
+}
+
+// shortLockWait is the statement that makes b's session give up waiting
+// for a lock quickly, so that a lock conflict fails in the test's time.
+func shortLockWait(b backend) string {
+	return map[string]string{
+		"sqlite":   "PRAGMA busy_timeout = 50",
+		"mysql":    "SET SESSION innodb_lock_wait_timeout = 1",
+		"postgres": "SET lock_timeout = '100ms'",
+		"pgx":      "SET lock_timeout = '100ms'",
+	}[b.name]
+}
+
+// openAndPing opens a pool on a registered name, closed when the test
+// ends, and pings it.
+func openAndPing(t *testing.T, b backend, name, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(name, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatalf("ping %s: %v", b.name, err)
+	}
+	return db
 }

@@ -225,12 +225,7 @@ func TestLockConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		setup := map[string]string{
-			"sqlite":   "PRAGMA busy_timeout = 50",
-			"mysql":    "SET SESSION innodb_lock_wait_timeout = 1",
-			"postgres": "SET lock_timeout = '100ms'",
-			"pgx":      "SET lock_timeout = '100ms'",
-		}[b.name]
+		setup := shortLockWait(b)
 		if _, err := conn.ExecContext(ctx, setup); err != nil {
 			t.Fatal(err)
 		}

@@ -88,14 +88,7 @@ func secretPool(t *testing.T, b backend, password string, opts ...driver.Option)
 			t.Fatal(err)
 		}
 	}
-	db, err := sql.Open(name, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Ping(); err != nil {
-		t.Fatalf("ping %s: %v", b.name, err)
-	}
+	db := openAndPing(t, b, name, dsn)
 	return db
 }
 
@@ -205,12 +198,7 @@ func secretsScenario(t *testing.T, b backend) {
 	}
 	defer conn.Close()
 	if b.name != "fake" {
-		setup := map[string]string{
-			"sqlite":   "PRAGMA busy_timeout = 50",
-			"mysql":    "SET SESSION innodb_lock_wait_timeout = 1",
-			"postgres": "SET lock_timeout = '100ms'",
-			"pgx":      "SET lock_timeout = '100ms'",
-		}[b.name]
+		setup := shortLockWait(b)
 		if _, err := conn.ExecContext(ctx, setup); err != nil {
 			t.Fatal(err)
 		}

@@ -66,20 +66,25 @@ func (s *server) listItems(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rows.Close()
-	items := []item{}
-	for rows.Next() {
-		var it item
-		if err := rows.Scan(&it.ID, &it.Name); err != nil {
-			s.fail(w, err)
-			return
-		}
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
+	items, err := scanItems(rows)
+	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, items)
+}
+
+// scanItems reads every row of an id, name query.
+func scanItems(rows *sql.Rows) ([]item, error) {
+	items := []item{}
+	for rows.Next() {
+		var it item
+		if err := rows.Scan(&it.ID, &it.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
 }
 
 // createOrder serves POST /orders?item=NAME&quantity=N: it records the
@@ -386,15 +391,8 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 		}
 	case "json":
 		defer rows.Close()
-		items := []item{}
-		for rows.Next() {
-			if err := rows.Scan(&it.ID, &it.Name); err != nil {
-				s.fail(w, err)
-				return
-			}
-			items = append(items, it)
-		}
-		if err := rows.Err(); err != nil {
+		items, err := scanItems(rows)
+		if err != nil {
 			s.fail(w, err)
 			return
 		}
