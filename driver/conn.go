@@ -397,18 +397,24 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
 	end, d := c.p.stop(metrics.OpQuery, start, err)
-	if err != driver.ErrSkip {
-		c.check(query)
-		if err != nil {
-			c.failed(ctx, err, query)
-		}
-		c.noteTimed(query, slot(metrics.OpQuery, end), d)
-		c.used(end)
-	}
-	if err != nil {
+	if err == driver.ErrSkip {
 		return nil, err
 	}
-	return newRows(ri, c, ctx, fresh, end, query), nil
+	c.check(query)
+	if err != nil {
+		c.failed(ctx, err, query)
+		c.noteTimed(query, slot(metrics.OpQuery, end), d)
+		c.used(end)
+		return nil, err
+	}
+	c.used(end)
+	// The statement is noted on the checkout as the rows open, under one
+	// lock; on the tx, if any, as noteTimed does.
+	c.stmts++
+	if c.tx != nil {
+		c.tx.res.Note(query)
+	}
+	return newRows(ri, c, ctx, fresh, leak.Opening{At: end, Query: query, NoteHolder: true, Slot: slot(metrics.OpQuery, end), D: d}), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

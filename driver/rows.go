@@ -31,12 +31,13 @@ type rows struct {
 }
 
 // newRows tracks rows opened by the same call as the checkout like (nil
-// when the conn was checked out before); at is the clock reading that
-// ended the query (0 when metrics are off). The conn's spare rows and
+// when the conn was checked out before), as o describes (the query, the
+// clock reading that ended it, and whether to note it on the checkout);
+// newRows fills in o's Into, Like and Holder. The conn's spare rows and
 // resource are used when free, so that a conn with one result set open at
 // a time (the common case) allocates no rows wrapper and takes no
 // resource from the pool.
-func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, at int64, query string) *rows {
+func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, o leak.Opening) *rows {
 	p := c.p
 	var r *rows
 	var into *leak.Resource
@@ -46,7 +47,8 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, 
 		c.spareBusy = true
 		r, into = &c.spareRows, &c.spareRes
 	}
-	res := p.tracker.OpenLike(leak.KindRows, leak.Opening{Into: into, Like: like, Holder: c.res, At: at, Query: query}, 3)
+	o.Into, o.Like, o.Holder = into, like, c.res
+	res := p.tracker.OpenLike(leak.KindRows, o, 3)
 	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res}
 	c.openRows++
 	c.rows, c.rowsGoid = r.res, r.res.Goroutine()

@@ -139,7 +139,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		s.c.failed(ctx, err, s.query)
 		return nil, err
 	}
-	return newRows(ri, s.c, ctx, fresh, end, s.query), nil
+	return newRows(ri, s.c, ctx, fresh, leak.Opening{At: end, Query: s.query}), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

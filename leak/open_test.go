@@ -242,3 +242,49 @@ func TestScanWhileTheWatchdogRuns(t *testing.T) {
 		t.Error("no report: the scans found nothing to report, so they did not touch the rate limiter")
 	}
 }
+
+// TestOpenNotesHolder: with NoteHolder, the statement that opens rows is
+// recorded on the holder (count, text, duration), whether the rows land
+// in the holder's shard (one lock) or another's; without it, it is not.
+func TestOpenNotesHolder(t *testing.T) {
+	for _, sameShard := range []bool{true, false} {
+		f := newFixture(t, Config{DurationSlots: 1, DurationBuckets: []time.Duration{time.Millisecond}})
+		conn := f.t.Open(KindConn, 0)
+		o := Opening{Holder: conn, Query: "SELECT 1", NoteHolder: true, Slot: 0, D: 2 * time.Millisecond}
+		var rows *Resource
+		if sameShard {
+			rows = f.t.OpenLike(KindRows, o, 0)
+		} else {
+			for rows == nil {
+				ch := make(chan *Resource)
+				go func() {
+					if goid.Get()%numShards == conn.goid%numShards {
+						ch <- nil
+						return
+					}
+					ch <- f.t.OpenLike(KindRows, o, 0)
+				}()
+				rows = <-ch
+			}
+		}
+		if (rows.shard == conn.shard) != sameShard {
+			t.Fatalf("same shard = %v; want %v", rows.shard == conn.shard, sameShard)
+		}
+		if n, q := conn.statementInfo(); n != 1 || q != "SELECT 1" {
+			t.Fatalf("same shard %v: holder statements, last query = %d, %q; want 1, SELECT 1", sameShard, n, q)
+		}
+		if n, q := rows.statementInfo(); n != 1 || q != "SELECT 1" {
+			t.Fatalf("same shard %v: rows statements, last query = %d, %q; want 1, SELECT 1", sameShard, n, q)
+		}
+		if _, counts, sum := f.t.Durations(0); counts[1] != 1 || sum != 2*time.Millisecond {
+			t.Fatalf("same shard %v: durations %v, sum %v; want one above 1ms, 2ms", sameShard, counts, sum)
+		}
+		f.t.Close(rows)
+		o.NoteHolder = false
+		f.t.Close(f.t.OpenLike(KindRows, o, 0))
+		if n, _ := conn.statementInfo(); n != 1 {
+			t.Fatalf("same shard %v: holder statements = %d after an open without NoteHolder; want 1", sameShard, n)
+		}
+		f.t.Close(conn)
+	}
+}

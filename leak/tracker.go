@@ -417,6 +417,21 @@ type Opening struct {
 	// Query, when not empty, is recorded as the resource's first
 	// statement, as [Resource.Note] would.
 	Query string
+	// NoteHolder, when true and Holder is not nil, also records Query on
+	// Holder as a statement that took D, in duration slot Slot, as
+	// Holder.NoteTimed would: under the lock the open takes anyway when
+	// both are in one shard, which saves taking it twice.
+	NoteHolder bool
+	Slot       int
+	D          time.Duration
+}
+
+// note is a statement to record on a resource under its shard's lock.
+type note struct {
+	query     string
+	truncated bool
+	slot      int
+	d         time.Duration
 }
 
 // OpenLike starts tracking a resource of kind k opened by a statement, as
@@ -449,11 +464,19 @@ func (t *Tracker) OpenLike(k Kind, o Opening, skip int) *Resource {
 		}
 	}
 	r.holder = o.Holder
-	t.insert(r)
+	if o.NoteHolder && o.Holder != nil {
+		n := o.Holder.prepare(o.Query, o.Slot, o.D)
+		t.insertNoting(r, &n)
+	} else {
+		t.insertNoting(r, nil)
+	}
 	return r
 }
 
-func (t *Tracker) insert(r *Resource) {
+func (t *Tracker) insert(r *Resource) { t.insertNoting(r, nil) }
+
+// insertNoting inserts r and, when n is not nil, records n on r's holder.
+func (t *Tracker) insertNoting(r *Resource, n *note) {
 	s := &t.shards[uint64(r.goid)%numShards]
 	r.shard = s
 	s.mu.Lock()
@@ -472,6 +495,10 @@ func (t *Tracker) insert(r *Resource) {
 		if r.kind == KindTx {
 			h.inTxLocked = true
 		}
+		if n != nil {
+			h.noteLocked(n)
+			n = nil
+		}
 	}
 	s.mu.Unlock()
 	if h := r.holder; h != nil && h.shard != s {
@@ -479,6 +506,12 @@ func (t *Tracker) insert(r *Resource) {
 		if r.kind == KindTx {
 			h.setInTx(true)
 		}
+	}
+	if n != nil {
+		s := r.holder.shard
+		s.mu.Lock()
+		r.holder.noteLocked(n)
+		s.mu.Unlock()
 	}
 }
 
@@ -567,20 +600,32 @@ func (r *Resource) NoteTimed(query string, slot int, d time.Duration) {
 	if r == nil {
 		return
 	}
+	n := r.prepare(query, slot, d)
+	s := r.shard
+	s.mu.Lock()
+	r.noteLocked(&n)
+	s.mu.Unlock()
+}
+
+// prepare does the part of NoteTimed that needs no lock.
+func (r *Resource) prepare(query string, slot int, d time.Duration) note {
 	// Whether it writes is read from the whole text, before truncation.
 	if r.kind == KindTx && r.flags.Load()&flagWrote == 0 && writes(query) {
 		r.flags.Or(flagWrote)
 	}
 	query, truncated := r.clip(query)
+	return note{query: query, truncated: truncated, slot: slot, d: d}
+}
+
+// noteLocked records n on r, under r's shard's lock.
+func (r *Resource) noteLocked(n *note) {
 	s := r.shard
-	s.mu.Lock()
 	r.statements++
-	r.lastQuery = query
-	r.truncated = truncated
-	if uint(slot) < uint(len(s.dur)) {
-		s.dur[slot].add(s.durBounds, d)
+	r.lastQuery = n.query
+	r.truncated = n.truncated
+	if uint(n.slot) < uint(len(s.dur)) {
+		s.dur[n.slot].add(s.durBounds, n.d)
 	}
-	s.mu.Unlock()
 }
 
 // clip truncates query to the resource's limit.
