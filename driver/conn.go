@@ -53,6 +53,7 @@ type conn struct {
 	bc  driver.ConnBeginTx
 	nvc driver.NamedValueChecker
 	val driver.Validator
+	rs  driver.SessionResetter // nil: the driver has none
 
 	// resetterOnly is true when the driver has SessionResetter but not
 	// Validator.
@@ -161,7 +162,8 @@ func newConn(ci driver.Conn, p *pool) driver.Conn {
 	}
 	c.nvc, _ = ci.(driver.NamedValueChecker)
 	c.val, _ = ci.(driver.Validator)
-	_, hasR := ci.(driver.SessionResetter)
+	c.rs, _ = ci.(driver.SessionResetter)
+	hasR := c.rs != nil
 	c.resetterOnly = hasR && c.val == nil
 
 	e, q := c.ec != nil, c.qc != nil
@@ -249,7 +251,7 @@ func (c *conn) resetSession(ctx context.Context) error {
 	// is, and checking both counted one bypass twice.
 	c.endCheckout()
 	c.checkout()
-	err := c.inner.(driver.SessionResetter).ResetSession(ctx)
+	err := c.rs.ResetSession(ctx)
 	if err != nil {
 		c.diedIdle(err)
 	}
