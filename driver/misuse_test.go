@@ -263,34 +263,52 @@ func TestConnKilled(t *testing.T) {
 		if kill[0] == "" {
 			t.Skip("no server session to kill on SQLite")
 		}
-		db, ch := openMisuse(t, b)
-		ctx := context.Background()
-		begin := nextLine()
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		var id int64
-		if err := tx.QueryRowContext(ctx, kill[0]).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf(kill[1], id)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		failing := nextLine()
-		_, err = tx.ExecContext(ctx, "SELECT 1")
-		if err == nil {
-			t.Fatal("a statement on the killed session succeeded")
-		}
-		m := ch.wait(t, leak.MisuseConnKilled)
-		checkMisuse(t, m, failing, begin)
-		if m.State != leak.DeathInTx || m.Class != "bad_conn" || m.Idle < 100*time.Millisecond {
-			t.Errorf("got state %s, class %s, idle %v; want in_tx, bad_conn, ≥ 100ms (error %v)", m.State, m.Class, m.Idle, err)
-		}
-		if st := driver.TrackerOf(db).Stats(); st.ConnDeaths[leak.DeathInTx] < 1 {
-			t.Errorf("deaths: %v", st.ConnDeaths)
+		// The failing statement is direct or prepared (the prepared
+		// path records its statement differently; the idle time must
+		// be the time before it either way).
+		for _, prepared := range []bool{false, true} {
+			t.Run(map[bool]string{false: "direct", true: "prepared"}[prepared], func(t *testing.T) {
+				db, ch := openMisuse(t, b)
+				ctx := context.Background()
+				begin := nextLine()
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				var id int64
+				if err := tx.QueryRowContext(ctx, kill[0]).Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				stmt, err := tx.PrepareContext(ctx, "SELECT 1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer stmt.Close()
+				if _, err := db.ExecContext(ctx, fmt.Sprintf(kill[1], id)); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				var failing string
+				if prepared {
+					failing = nextLine()
+					_, err = stmt.ExecContext(ctx)
+				} else {
+					failing = nextLine()
+					_, err = tx.ExecContext(ctx, "SELECT 1")
+				}
+				if err == nil {
+					t.Fatal("a statement on the killed session succeeded")
+				}
+				m := ch.wait(t, leak.MisuseConnKilled)
+				checkMisuse(t, m, failing, begin)
+				if m.State != leak.DeathInTx || m.Class != "bad_conn" || m.Idle < 100*time.Millisecond {
+					t.Errorf("got state %s, class %s, idle %v; want in_tx, bad_conn, ≥ 100ms (error %v)", m.State, m.Class, m.Idle, err)
+				}
+				if st := driver.TrackerOf(db).Stats(); st.ConnDeaths[leak.DeathInTx] < 1 {
+					t.Errorf("deaths: %v", st.ConnDeaths)
+				}
+			})
 		}
 	})
 }

@@ -111,11 +111,13 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	} else {
 		r, err = s.sec.ExecContext(ctx, args)
 	}
-	s.c.used(s.c.p.done(metrics.OpExec, start, err))
+	end := s.c.p.done(metrics.OpExec, start, err)
 	s.c.check(s.query)
 	if err != nil {
+		// Before used: failed reports how long the conn sat idle.
 		s.c.failed(ctx, err, s.query)
 	}
+	s.c.used(end)
 	return r, err
 }
 
@@ -133,12 +135,14 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
 	end := s.c.p.done(metrics.OpQuery, start, err)
-	s.c.used(end)
 	s.c.check(s.query)
 	if err != nil {
+		// Before used: failed reports how long the conn sat idle.
 		s.c.failed(ctx, err, s.query)
+		s.c.used(end)
 		return nil, err
 	}
+	s.c.used(end)
 	return newRows(ri, s.c, ctx, fresh, leak.Opening{At: end, Query: s.query}), nil
 }
 
