@@ -219,8 +219,15 @@ func (c *conn) note(query string) { c.noteTimed(query, -1, 0) }
 // noteTimed is note for a statement that took d, recorded in the
 // tracker's duration slot (a negative slot records no duration).
 func (c *conn) noteTimed(query string, slot int, d time.Duration) {
-	c.stmts++
 	c.res.NoteTimed(query, slot, d)
+	c.noteRest(query)
+}
+
+// noteRest is what note does besides noting the checkout: a query notes
+// the checkout as its rows open (leak.Opening.NoteHolder), under one
+// lock.
+func (c *conn) noteRest(query string) {
+	c.stmts++
 	if c.tx != nil {
 		c.tx.res.Note(query)
 	}
@@ -410,12 +417,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	c.used(end)
-	// The statement is noted on the checkout as the rows open, under one
-	// lock; on the tx, if any, as noteTimed does.
-	c.stmts++
-	if c.tx != nil {
-		c.tx.res.Note(query)
-	}
+	c.noteRest(query)
 	return newRows(ri, c, ctx, fresh, leak.Opening{At: end, Query: query, NoteHolder: true, Slot: slot(metrics.OpQuery, end), D: d}), nil
 }
 
