@@ -113,8 +113,12 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 	if !e.ThereFuncLives {
 		t.countMisuse(e.Kind)
 	} // else counted by the watchdog, once it has checked the stack
+	if len(t.misuses) == cap(t.misuses) {
+		t.dropped.Add(1) // full: drop without building the item
+		return
+	}
 
-	ev := misuseItem{ev: *e}
+	ev := &misuseItem{ev: *e}
 	if e.There != nil {
 		ev.there = e.There.stack
 		ev.thereStart = clock.Time(e.There.start)
@@ -146,7 +150,7 @@ func (t *Tracker) ConnDied(state string, idle time.Duration) {
 		t.deaths[i].Add(1)
 	}
 	select {
-	case t.misuses <- misuseItem{death: true, idle: idle}:
+	case t.misuses <- &misuseItem{death: true, idle: idle}:
 	default:
 		t.dropped.Add(1)
 	}
@@ -174,7 +178,7 @@ func (t *Tracker) countMisuse(kind string) {
 // maxSeen bounds the memory of reported misuse sites.
 const maxSeen = 4096
 
-func (t *Tracker) logMisuse(it misuseItem) {
+func (t *Tracker) logMisuse(it *misuseItem) {
 	defer t.recoverPanic()
 	if it.death {
 		t.noteDeath(it.idle)

@@ -90,7 +90,7 @@ type Config struct {
 type Tracker struct {
 	cfg      Config
 	shards   [numShards]shard
-	releases chan release
+	releases chan *release
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -108,13 +108,17 @@ type Tracker struct {
 	deaths                                                           [3]atomic.Int64 // as deathStates
 
 	// misuse reports, queued by the driver for the watchdog
-	misuses    chan misuseItem
+	misuses    chan *misuseItem
 	seen       map[string]bool // misuse sites already logged (watchdog only)
 	deathIdles []time.Duration // watchdog only
 	hinted     bool            // watchdog only
 }
 
 const numShards = 32
+
+// queueLen is how many release lines and misuse reports may wait for the
+// watchdog; more are dropped and counted (Stats.Dropped).
+const queueLen = 1024
 
 // shard is one lock-protected list of open resources; resources are
 // spread over shards by the id of the goroutine that opened them, so that
@@ -298,8 +302,11 @@ func NewTracker(cfg Config) (*Tracker, error) {
 	}
 	t := &Tracker{
 		cfg:      cfg,
-		releases: make(chan release, 1024),
-		misuses:  make(chan misuseItem, 1024),
+		// Queues of pointers: the items are built only when something
+		// is to be logged (rare), and a queue of values would keep about
+		// 1 MB per pool that the garbage collector scans on every cycle.
+		releases: make(chan *release, queueLen),
+		misuses:  make(chan *misuseItem, queueLen),
 		seen:     map[string]bool{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -577,7 +584,7 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 	}
 	if announce {
 		select {
-		case t.releases <- release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
+		case t.releases <- &release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
 		default:
 			t.dropped.Add(1)
 		}

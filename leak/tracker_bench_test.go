@@ -80,3 +80,42 @@ func TestResourceSize(t *testing.T) {
 		tr.Close(r)
 	}
 }
+
+// TestTrackerSize holds the memory a pool's tracker keeps, with the
+// duration histograms the driver configures, to 96 KiB: a process may
+// open many pools, and the garbage collector scans what a tracker keeps
+// on every cycle (its queues once held about 1 MB of values).
+func TestTrackerSize(t *testing.T) {
+	cfg := Config{
+		Logger: slog.New(slog.DiscardHandler), Interval: time.Hour,
+		DurationSlots: 8, DurationBuckets: make([]time.Duration, MaxBuckets),
+		HoldBuckets: make([]time.Duration, MaxBuckets),
+	}
+	for i := range MaxBuckets {
+		cfg.DurationBuckets[i] = time.Duration(i+1) * time.Millisecond
+		cfg.HoldBuckets[i] = time.Duration(i+1) * time.Second
+	}
+	const n = 20
+	ts := make([]*Tracker, 0, n)
+	var before, after runtime.MemStats
+	runtime.GC() // twice: pooled resources of earlier tests go in two cycles
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		tr, err := NewTracker(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, tr)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("%.0f bytes of heap per tracker", per)
+	if per > 96<<10 {
+		t.Errorf("%.0f bytes of heap per tracker; the budget is 96 KiB", per)
+	}
+	for _, tr := range ts {
+		tr.Stop()
+	}
+}

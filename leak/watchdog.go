@@ -176,7 +176,7 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 	t.callback(rep)
 }
 
-func (t *Tracker) logRelease(rel release) {
+func (t *Tracker) logRelease(rel *release) {
 	defer t.recoverPanic()
 	rep := Report{Released: true, Kind: rel.kind, DBName: t.cfg.DBName, Age: rel.held, Held: rel.held, Threshold: t.Threshold(rel.kind)}
 	t.resolve(&rep, &rel.stack)
