@@ -301,7 +301,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		cfg.Now = Now
 	}
 	t := &Tracker{
-		cfg:      cfg,
+		cfg: cfg,
 		// Queues of pointers: the items are built only when something
 		// is to be logged (rare), and a queue of values would keep about
 		// 1 MB per pool that the garbage collector scans on every cycle.
