@@ -43,7 +43,9 @@ type MonitorConfig struct {
 	// Logger receives alerts and recoveries. Default: the pool's logger.
 	Logger *slog.Logger
 	// OnAlert, when set, receives every alert and recovery as a value.
-	// A panic in it is recovered and counted.
+	// A panic in it is recovered and counted. One that does not return
+	// (nor a Logger) holds Stop for 2 seconds at most; what is still
+	// running then is counted as dropped (Stats.Dropped).
 	OnAlert func(PoolAlert)
 
 	// For tests: the stats source (default db.Stats), the clock (default
@@ -184,6 +186,7 @@ func (m *Monitor) Stop() {
 
 func (m *Monitor) run() {
 	defer close(m.done)
+	defer stopping.Delete(m)
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -319,17 +322,18 @@ func (m *Monitor) recovered(a PoolAlert) {
 	m.callback(a)
 }
 
+// log and callback call the application's logger and OnAlert as the
+// watchdog does (see Tracker.guard): a panic is recovered and counted,
+// and one that does not return holds Stop for stopGrace at most.
 func (m *Monitor) log(level slog.Level, msg string, attrs []slog.Attr) {
-	defer m.t.recoverPanic()
-	m.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...)
+	m.t.guardFor(m, m.stop, func() { m.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...) })
 }
 
 func (m *Monitor) callback(a PoolAlert) {
 	if m.cfg.OnAlert == nil {
 		return
 	}
-	defer m.t.recoverPanic()
-	m.cfg.OnAlert(a)
+	m.t.guardFor(m, m.stop, func() { m.cfg.OnAlert(a) })
 }
 
 // holders lists the checked-out conns, oldest first.

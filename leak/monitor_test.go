@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +196,49 @@ func TestMonitorNoSelfDeadlockAfterTheHolderReturned(t *testing.T) {
 	}
 	if a := (*alerts)[0]; a.SelfDeadlock || !a.Waiters[0].Holds {
 		t.Errorf("got self-deadlock %v, holds %v; want false, true", a.SelfDeadlock, a.Waiters[0].Holds)
+	}
+}
+
+// TestMonitorStopDespiteBlockedCallback: an OnAlert that never returns
+// holds Stop for stopGrace at most, and is counted as dropped.
+func TestMonitorStopDespiteBlockedCallback(t *testing.T) {
+	f := newFixture(t, Config{})
+	var polls atomic.Int64
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	m, err := newMonitor(f.t, MonitorConfig{
+		Interval: time.Millisecond,
+		Now:      time.Now,
+		// Every poll sees one more wait of an hour: a mean wait over
+		// the limit, so the second poll alerts.
+		Stats: func() sql.DBStats {
+			n := polls.Add(1)
+			return sql.DBStats{MaxOpenConnections: 1, OpenConnections: 1, InUse: 1, WaitCount: n, WaitDuration: time.Duration(n) * time.Hour}
+		},
+		Goroutines: func() []byte { return nil },
+		OnAlert: func(PoolAlert) {
+			once.Do(func() { close(entered) })
+			<-release
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.run()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		m.Stop()
+		t.Fatal("no alert within 5s")
+	}
+	dropped := f.t.Stats().Dropped
+	start := time.Now()
+	m.Stop()
+	if d := time.Since(start); d > stopGrace+time.Second {
+		t.Errorf("Stop took %v with OnAlert blocked; want about %v", d, stopGrace)
+	}
+	if got := f.t.Stats().Dropped; got != dropped+1 {
+		t.Errorf("Stats.Dropped = %d after Stop; want %d (the blocked callback)", got, dropped+1)
 	}
 }

@@ -207,8 +207,8 @@ func (t *Tracker) callback(rep Report) {
 // callback that does not return.
 const stopGrace = 2 * time.Second
 
-// stopping maps a *Tracker whose Stop found a logger or callback still
-// running to the time.Time its grace period ends.
+// stopping maps a *Tracker or *Monitor whose Stop found a logger or
+// callback still running to the time.Time its grace period ends.
 var stopping sync.Map
 
 // guard runs f, a logger or callback (the application's code), for the
@@ -217,8 +217,12 @@ var stopping sync.Map
 // block Stop: once Stop has begun, the watchdog waits for such calls at
 // most stopGrace in all, then counts what is left as dropped and lets
 // Stop return; a blocked call keeps its goroutine until it returns.
-func (t *Tracker) guard(f func()) {
-	if v, ok := stopping.Load(t); ok && !time.Now().Before(v.(time.Time)) {
+func (t *Tracker) guard(f func()) { t.guardFor(t, t.stop, f) }
+
+// guardFor is guard for owner (the tracker, or a [Monitor] of its pool),
+// whose Stop closes stop.
+func (t *Tracker) guardFor(owner any, stop <-chan struct{}, f func()) {
+	if v, ok := stopping.Load(owner); ok && !time.Now().Before(v.(time.Time)) {
 		t.dropped.Add(1)
 		return
 	}
@@ -231,10 +235,10 @@ func (t *Tracker) guard(f func()) {
 	select {
 	case <-done:
 		return
-	case <-t.stop:
+	case <-stop:
 	}
 	deadline := time.Now().Add(stopGrace)
-	if v, loaded := stopping.LoadOrStore(t, deadline); loaded {
+	if v, loaded := stopping.LoadOrStore(owner, deadline); loaded {
 		deadline = v.(time.Time)
 	}
 	timer := time.NewTimer(time.Until(deadline))
