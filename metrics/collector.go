@@ -81,7 +81,15 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
+	// The registry calls Describe, which turns recording on, before it
+	// refuses: a refusal turns it back off unless it was on already (the
+	// pool registered elsewhere). A collector registered by other means
+	// meanwhile turns it on again at its next Describe or Collect.
+	wasOn := c.rec.Enabled()
 	if err := reg.Register(c); err != nil {
+		if !wasOn {
+			c.rec.on.Store(false)
+		}
 		return fmt.Errorf("%w: db_name %q on this registry (name pools apart with driver.WithDBName): %v",
 			ErrAlreadyRegistered, c.tracker.DBName(), err)
 	}

@@ -219,3 +219,28 @@ func TestNothingRecordedUnregistered(t *testing.T) {
 		t.Errorf("got %d execs after registration; want 1", n)
 	}
 }
+
+// TestFailedRegisterRecordsNothing: a Register that fails (the pool's
+// db_name is taken on that registry) leaves the pool's hot-path
+// recording off, as it was.
+func TestFailedRegisterRecordsNothing(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := metrics.Register(reg, openDB(t, "orders")); err != nil {
+		t.Fatal(err)
+	}
+	b := openDB(t, "orders")
+	if err := metrics.Register(reg, b); !errors.Is(err, metrics.ErrAlreadyRegistered) {
+		t.Fatalf("got %v; want ErrAlreadyRegistered", err)
+	}
+	rec := b.Driver().(interface{ Recorder() *metrics.Recorder }).Recorder()
+	if rec.Enabled() {
+		t.Error("the refused pool records its statements")
+	}
+	// Registered where its name is free, it records.
+	if err := metrics.Register(prometheus.NewPedanticRegistry(), b); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Enabled() {
+		t.Error("the registered pool does not record")
+	}
+}
