@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -331,6 +332,68 @@ func TestConcurrentOpenClose(t *testing.T) {
 		f.t.Snapshot()
 	}
 	wg.Wait()
+	for _, k := range Kinds {
+		if n := f.t.OpenCount(k); n != 0 {
+			t.Errorf("%s: %d still open; want 0", k, n)
+		}
+	}
+}
+
+// TestConcurrentReporting: leak reports and release lines while
+// resources are opened, noted and closed on eight goroutines (the
+// reporting path under the race detector). Every reported resource is
+// closed in the end, so every leak report gets its release line.
+func TestConcurrentReporting(t *testing.T) {
+	f := newFixture(t, Config{ReportsPerMinute: 1 << 20, ReportBurst: 1 << 20})
+	held := f.t.Open(KindConn, 0) // open across the run: reported for sure
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := fmt.Sprintf("SELECT %d", w)
+			var prev *Resource
+			for i := range 1000 {
+				r := f.t.Open(KindConn, 0)
+				r.Note(q)
+				if i%3 == 0 { // some stay open across a few scans
+					f.t.Close(prev)
+					prev = r
+					continue
+				}
+				f.t.Close(r)
+			}
+			f.t.Close(prev)
+		}()
+	}
+	for range 50 {
+		f.clock.add(DefaultConnThreshold + time.Second)
+		f.t.Scan()
+		f.t.Snapshot()
+	}
+	wg.Wait()
+	f.t.Close(held)
+	f.flush()
+
+	var leaks, released int
+	for _, r := range f.got() {
+		if r.Released {
+			released++
+			continue
+		}
+		leaks++
+		if r.Kind != KindConn || (r.Statements == 0) != (r.LastQuery == "") || (r.LastQuery != "" && !strings.HasPrefix(r.LastQuery, "SELECT ")) {
+			t.Errorf("report: %+v", r)
+		}
+	}
+	st := f.t.Stats()
+	t.Logf("%d leak reports, %d release lines, %d dropped", leaks, released, st.Dropped)
+	if leaks == 0 {
+		t.Fatal("nothing was reported")
+	}
+	if st.Dropped == 0 && released != leaks {
+		t.Errorf("%d release lines for %d leak reports", released, leaks)
+	}
 	for _, k := range Kinds {
 		if n := f.t.OpenCount(k); n != 0 {
 			t.Errorf("%s: %d still open; want 0", k, n)
