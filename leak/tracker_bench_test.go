@@ -81,8 +81,9 @@ func TestResourceSize(t *testing.T) {
 	}
 }
 
-// TestTrackerSize holds the memory a pool's tracker keeps, with the
-// duration histograms the driver configures, to 96 KiB: a process may
+// TestTrackerSize holds the memory a pool's tracker keeps, with more
+// duration slots and buckets than the driver configures (6 slots), to
+// 96 KiB: a process may
 // open many pools, and the garbage collector scans what a tracker keeps
 // on every cycle (its queues once held about 1 MB of values).
 func TestTrackerSize(t *testing.T) {
