@@ -646,22 +646,28 @@ func (r *Resource) clip(query string) (string, bool) {
 // writes reports whether a statement writes or takes row locks: its first
 // word is not SELECT, WITH, SHOW, EXPLAIN, DESCRIBE, VALUES, PRAGMA or
 // SET, or it is a SELECT ... FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE.
+// Keywords are matched without regard to ASCII case. It runs on every
+// statement of a tx until one writes, so it does not allocate and
+// compares bytes rather than folding Unicode.
 func writes(q string) bool {
-	q = strings.TrimLeft(q, " \t\r\n(")
-	word := q
-	if i := strings.IndexAny(q, " \t\r\n("); i >= 0 {
-		word = q[:i]
+	i := 0
+	for i < len(q) && isWordSep(q[i]) {
+		i++
 	}
+	j := i
+	for j < len(q) && !isWordSep(q[j]) {
+		j++
+	}
+	word := q[i:j]
 	switch {
 	case foldIn(word, readWords):
-		// Without allocating (it runs on every read in a tx until it
-		// writes): the last three words before each.
+		// The last three words before each.
 		var w1, w2, w3 string
-		for w := range strings.FieldsSeq(q) {
+		for w := range strings.FieldsSeq(q[j:]) {
 			switch {
-			case strings.EqualFold(w1, "FOR") && (strings.EqualFold(w, "UPDATE") || strings.EqualFold(w, "SHARE")),
-				strings.EqualFold(w3, "FOR") && strings.EqualFold(w2, "NO") && strings.EqualFold(w1, "KEY") && strings.EqualFold(w, "UPDATE"),
-				strings.EqualFold(w3, "LOCK") && strings.EqualFold(w2, "IN") && strings.EqualFold(w1, "SHARE") && strings.EqualFold(w, "MODE"):
+			case foldEq(w1, "FOR") && (foldEq(w, "UPDATE") || foldEq(w, "SHARE")),
+				foldEq(w3, "FOR") && foldEq(w2, "NO") && foldEq(w1, "KEY") && foldEq(w, "UPDATE"),
+				foldEq(w3, "LOCK") && foldEq(w2, "IN") && foldEq(w1, "SHARE") && foldEq(w, "MODE"):
 				return true
 			}
 			w1, w2, w3 = w, w1, w2
@@ -673,19 +679,42 @@ func writes(q string) bool {
 	return true
 }
 
+// isWordSep reports whether c ends the first word of a statement (or is
+// skipped before it).
+func isWordSep(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '('
+}
+
 var (
 	readWords    = []string{"SELECT", "WITH", "VALUES", "TABLE"}
 	noWriteWords = []string{"SHOW", "EXPLAIN", "DESCRIBE", "DESC", "PRAGMA", "SET", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 )
 
-// foldIn reports whether w is one of words, ignoring case.
+// foldIn reports whether w is one of words (upper-case ASCII), ignoring
+// ASCII case.
 func foldIn(w string, words []string) bool {
 	for _, x := range words {
-		if strings.EqualFold(w, x) {
+		if foldEq(w, x) {
 			return true
 		}
 	}
 	return false
+}
+
+// foldEq reports whether w equals upper, an upper-case ASCII keyword,
+// ignoring ASCII case: a letter of w matches its own upper or lower case,
+// any other byte only itself.
+func foldEq(w, upper string) bool {
+	if len(w) != len(upper) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c, u := w[i], upper[i]
+		if c != u && (u < 'A' || u > 'Z' || c != u+('a'-'A')) {
+			return false
+		}
+	}
+	return true
 }
 
 // cover marks r (a conn) as held by another tracked resource, such as a
