@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -661,10 +660,26 @@ func writes(q string) bool {
 	word := q[i:j]
 	switch {
 	case foldIn(word, readWords):
-		// The last three words before each.
+		// The last three words before each, words being separated by
+		// ASCII white space (as SQL lexers separate them).
 		var w1, w2, w3 string
-		for w := range strings.FieldsSeq(q[j:]) {
+		for rest := q[j:]; ; {
+			for len(rest) > 0 && isSpace(rest[0]) {
+				rest = rest[1:]
+			}
+			if rest == "" {
+				break
+			}
+			k := 1
+			for k < len(rest) && !isSpace(rest[k]) {
+				k++
+			}
+			w := rest[:k]
+			rest = rest[k:]
+			// Each pattern ends in UPDATE, SHARE or MODE: only a word of
+			// 4 to 6 bytes can end one.
 			switch {
+			case len(w) < 4 || len(w) > 6:
 			case foldEq(w1, "FOR") && (foldEq(w, "UPDATE") || foldEq(w, "SHARE")),
 				foldEq(w3, "FOR") && foldEq(w2, "NO") && foldEq(w1, "KEY") && foldEq(w, "UPDATE"),
 				foldEq(w3, "LOCK") && foldEq(w2, "IN") && foldEq(w1, "SHARE") && foldEq(w, "MODE"):
@@ -677,6 +692,11 @@ func writes(q string) bool {
 		return false
 	}
 	return true
+}
+
+// isSpace reports whether c is ASCII white space.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // isWordSep reports whether c ends the first word of a statement (or is
