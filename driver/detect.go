@@ -43,17 +43,21 @@ type txIndex struct {
 
 type txShard struct {
 	mu sync.Mutex
-	m  map[int64][]*tx
-	_  [48]byte // 64 bytes: neighbouring shards never share a cache line
+	m  map[int64]*tx // each goroutine's newest open tx, linked to older ones by tx.older
+	_  [48]byte      // 64 bytes: neighbouring shards never share a cache line
 }
 
+// add lists t as an open tx of goroutine g. The txs of one goroutine are
+// linked through the txs themselves, so that listing one allocates
+// nothing.
 func (x *txIndex) add(g int64, t *tx) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	if s.m == nil {
-		s.m = map[int64][]*tx{}
+		s.m = map[int64]*tx{}
 	}
-	s.m[g] = append(s.m[g], t)
+	t.older = s.m[g]
+	s.m[g] = t
 	s.mu.Unlock()
 	x.open.Add(1)
 }
@@ -61,20 +65,27 @@ func (x *txIndex) add(g int64, t *tx) {
 func (x *txIndex) remove(g int64, t *tx) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
-	list := s.m[g]
-	for i, u := range list {
-		if u == t {
-			list = append(list[:i], list[i+1:]...)
-			x.open.Add(-1)
-			break
+	found := false
+	if head := s.m[g]; head == t {
+		found = true
+		if t.older == nil {
+			delete(s.m, g)
+		} else {
+			s.m[g] = t.older
+		}
+	} else {
+		for u := head; u != nil; u = u.older {
+			if u.older == t {
+				u.older, found = t.older, true
+				break
+			}
 		}
 	}
-	if len(list) == 0 {
-		delete(s.m, g)
-	} else {
-		s.m[g] = list
-	}
+	t.older = nil
 	s.mu.Unlock()
+	if found {
+		x.open.Add(-1)
+	}
 }
 
 // with calls f with the oldest open tx of goroutine g that is not on conn
@@ -84,14 +95,17 @@ func (x *txIndex) with(g int64, c *conn, f func(*leak.Resource)) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range s.m[g] {
+	var oldest *tx
+	for t := s.m[g]; t != nil; t = t.older {
 		// A tx whose context has ended is being rolled back by
 		// database/sql's own goroutine: it is no longer the
 		// application's.
 		if t.c != c && t.begin.Err() == nil {
-			f(t.res)
-			return
+			oldest = t
 		}
+	}
+	if oldest != nil {
+		f(oldest.res)
 	}
 }
 

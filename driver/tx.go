@@ -22,6 +22,7 @@ type tx struct {
 
 	goid    int64 // the goroutine that began it
 	indexed bool  // listed in the pool's txIndex
+	older   *tx   // the goroutine's next older open tx, in the txIndex
 }
 
 func (t *tx) Commit() error {
