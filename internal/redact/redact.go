@@ -28,7 +28,8 @@
 // standard_conforming_strings) as a character — nothing after the opening
 // quote can be trusted, and SQL replaces everything from it to the end
 // with "?". An unterminated literal or comment (SQL text cut by a length
-// limit) runs to the end of the text.
+// limit) runs to the end of the text, and so does a number cut in its
+// exponent ("12e" or "3.5e-" at the very end).
 //
 // SQL never panics, whatever its input (including invalid UTF-8, which is
 // copied through), its result is never longer than its input, and it is
@@ -116,6 +117,13 @@ func SQL(q string) string {
 			i = j
 		case isDigit(c) || c == '.' && i+1 < len(q) && isDigit(q[i+1]):
 			j := number(q, i)
+			if cutExponent(q, j) {
+				// 12e or 3.5e- at the end: a number whose exponent the
+				// length limit cut off, not an identifier.
+				b.WriteByte('?')
+				i = len(q)
+				continue
+			}
 			if j < len(q) && isIdent(q[j]) {
 				// 1st, 2fa_codes: a MySQL identifier starting with digits.
 				for j < len(q) && isIdent(q[j]) {
@@ -301,6 +309,20 @@ func number(q string, i int) int {
 		}
 	}
 	return j
+}
+
+// cutExponent reports whether the text after a number ending at j is an
+// exponent's 'e' (and its sign) and nothing more: the number was cut
+// there.
+func cutExponent(q string, j int) bool {
+	if j >= len(q) || q[j]|0x20 != 'e' {
+		return false
+	}
+	j++
+	if j < len(q) && (q[j] == '+' || q[j] == '-') {
+		j++
+	}
+	return j == len(q)
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

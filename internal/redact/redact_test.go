@@ -31,6 +31,9 @@ func TestSQL(t *testing.T) {
 		{"SELECT 'unterminated", "SELECT ?"},
 		{"SELECT 1 /* unterminated", "SELECT ?  "},
 		{"SELECT 'cut by the limit…", "SELECT ?"},
+		{"SELECT a FROM t WHERE x = 12e", "SELECT a FROM t WHERE x = ?"},   // cut in the exponent
+		{"SELECT a FROM t WHERE x = 3.5e-", "SELECT a FROM t WHERE x = ?"}, // likewise
+		{"SELECT 12e FROM t", "SELECT 12e FROM t"},                         // an identifier, as MySQL reads it
 		{"SELECT a[1:2]", "SELECT a[?:?]"},
 		{"héllo wörld 3", "héllo wörld ?"},
 		{"\xff\xfe 12 '\xff'", "\xff\xfe ? ?"},
