@@ -3,6 +3,7 @@ package leak
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"testing"
 	"time"
 
@@ -113,8 +114,28 @@ func TestHoldHistogram(t *testing.T) {
 	if counts[0] != 3 || counts[1] != 1 || counts[2] != 1 {
 		t.Fatalf("counts = %v; want [3 1 1] (a negative hold counts as 0; bounds are inclusive)", counts)
 	}
-	if want := time.Millisecond + time.Millisecond + 1 + time.Minute; sum != want {
+	if want := time.Millisecond + time.Millisecond + 1 + time.Minute; !sameSeconds(sum, want) {
 		t.Fatalf("sum = %v; want %v", sum, want)
+	}
+}
+
+// TestSumsDoNotWrap: each merge moves the shards' integer sums into a
+// float, so that hold times and statement durations beyond 292 years in
+// all (the reach of int64 nanoseconds) add up instead of wrapping.
+func TestSumsDoNotWrap(t *testing.T) {
+	f := newFixture(t, Config{HoldBuckets: []time.Duration{time.Second}, DurationSlots: 1, DurationBuckets: []time.Duration{time.Second}})
+	const long = 200 * 365 * 24 * time.Hour // two of them overflow int64 nanoseconds
+	var hold, dur float64
+	for range 2 {
+		r := f.t.Open(KindConn, 0)
+		r.NoteTimed("SELECT 1", 0, long)
+		f.t.CloseHeld(r, long)
+		_, _, hold = f.t.HoldHistogram()
+		_, _, dur = f.t.Durations(0)
+	}
+	want := 2 * long.Seconds()
+	if math.Abs(hold-want) > 1e-6*want || math.Abs(dur-want) > 1e-6*want {
+		t.Fatalf("sums: hold %v s, durations %v s; want %v s each", hold, dur, want)
 	}
 }
 
@@ -210,7 +231,7 @@ func TestNoteTimed(t *testing.T) {
 	}
 	f.t.Close(r)
 	bounds, counts, sum := f.t.Durations(1)
-	if len(bounds) != 1 || len(counts) != 2 || counts[0] != 1 || counts[1] != 1 || sum != 2*time.Millisecond+time.Microsecond {
+	if len(bounds) != 1 || len(counts) != 2 || counts[0] != 1 || counts[1] != 1 || !sameSeconds(sum, 2*time.Millisecond+time.Microsecond) {
 		t.Fatalf("slot 1: bounds %v, counts %v, sum %v; want [1ms], [1 1], 2.001ms", bounds, counts, sum)
 	}
 	if _, counts, _ := f.t.Durations(0); counts[0]+counts[1] != 0 {
@@ -276,7 +297,7 @@ func TestOpenNotesHolder(t *testing.T) {
 		if n, q := rows.statementInfo(); n != 1 || q != "SELECT 1" {
 			t.Fatalf("same shard %v: rows statements, last query = %d, %q; want 1, SELECT 1", sameShard, n, q)
 		}
-		if _, counts, sum := f.t.Durations(0); counts[1] != 1 || sum != 2*time.Millisecond {
+		if _, counts, sum := f.t.Durations(0); counts[1] != 1 || !sameSeconds(sum, 2*time.Millisecond) {
 			t.Fatalf("same shard %v: durations %v, sum %v; want one above 1ms, 2ms", sameShard, counts, sum)
 		}
 		f.t.Close(rows)
@@ -287,4 +308,9 @@ func TestOpenNotesHolder(t *testing.T) {
 		}
 		f.t.Close(conn)
 	}
+}
+
+// sameSeconds reports whether a sum in seconds is d, to a nanosecond.
+func sameSeconds(sum float64, d time.Duration) bool {
+	return math.Abs(sum-d.Seconds()) < 1e-9
 }

@@ -153,9 +153,10 @@ func (h *durHist) add(bounds []time.Duration, d time.Duration) {
 // Durations returns the statement durations recorded by
 // [Resource.NoteTimed] in slot: the bucket bounds (Config.DurationBuckets),
 // the count in each bucket (not cumulative; one more than the bounds, the
-// last above them all) and the sum. It takes each shard's lock in turn. A
+// last above them all) and the sum in seconds (a float, as Prometheus
+// keeps it: it never wraps). It takes each shard's lock in turn. A
 // slot out of range returns no counts.
-func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, sum time.Duration) {
+func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, sum float64) {
 	if slot < 0 || slot >= t.cfg.DurationSlots {
 		return nil, nil, 0
 	}
@@ -167,7 +168,8 @@ func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, 
 // bound), under the shard's lock.
 type durHist struct {
 	counts [MaxBuckets + 1]uint64
-	sum    int64 // nanoseconds
+	sum    int64   // nanoseconds added since the last merge
+	folded float64 // seconds: the sums merge moved out of sum, so that it never wraps
 }
 
 // MaxBuckets is the most bucket bounds [Config.HoldBuckets] and
@@ -177,17 +179,22 @@ const MaxBuckets = 16
 // HoldHistogram returns the hold times recorded by [Tracker.CloseHeld]:
 // the bucket bounds (Config.HoldBuckets), the count in each bucket (not
 // cumulative; one more than the bounds, the last above them all) and the
-// sum. It takes each shard's lock in turn.
-func (t *Tracker) HoldHistogram() (bounds []time.Duration, counts []uint64, sum time.Duration) {
+// sum in seconds, as [Tracker.Durations]. It takes each shard's lock in
+// turn.
+func (t *Tracker) HoldHistogram() (bounds []time.Duration, counts []uint64, sum float64) {
 	counts, sum = t.merge(len(t.cfg.HoldBuckets), func(s *shard) *durHist { return &s.hold })
 	return t.cfg.HoldBuckets, counts, sum
 }
 
 // merge adds up, over the shards, the histogram (with n bounds) that
-// pick chooses in each.
-func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, time.Duration) {
+// pick chooses in each, with its sum in seconds. It folds each shard's
+// integer sum into its float one: the hot path adds nanoseconds as
+// integers, which would wrap after 292 years of accumulated time (a
+// hundred days for a thousand conns always held), and a scrape empties
+// them long before.
+func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, float64) {
 	counts := make([]uint64, n+1)
-	var sum time.Duration
+	var sum float64
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -195,7 +202,9 @@ func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, time.Durat
 		for j := range counts {
 			counts[j] += h.counts[j]
 		}
-		sum += time.Duration(h.sum)
+		h.folded += float64(h.sum) / 1e9
+		h.sum = 0
+		sum += h.folded
 		s.mu.Unlock()
 	}
 	return counts, sum

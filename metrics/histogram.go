@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 //
 //   - bucket bounds in nanoseconds, compared as integers;
 //   - the sum in integer nanoseconds (one atomic add, no compare-and-swap
-//     loop on a float);
+//     loop on a float), moved into a float of seconds at each collection;
 //   - the counts spread over shards chosen by goroutine id, each on cache
 //     lines of its own, so that goroutines rarely write the same line.
 //
@@ -31,6 +32,13 @@ type histogram struct {
 	bounds []time.Duration // upper bounds (inclusive)
 	upper  []float64       // the same in seconds
 	shards [histShards]histShard
+
+	// foldMu guards folded: the seconds moved out of the shards' integer
+	// sums at each collection, so that they never wrap (292 years of
+	// accumulated time, a hundred days for a thousand transactions
+	// always open).
+	foldMu sync.Mutex
+	folded float64
 }
 
 const (
@@ -70,29 +78,31 @@ func (h *histogram) metric() prometheus.Metric { return h.metricPlus(nil, 0) }
 
 // metricPlus is metric with more observations added: extra holds counts
 // per bucket (not cumulative, as h's own; nil for none) with the same
-// bounds, and extraSum their sum.
-func (h *histogram) metricPlus(extra []uint64, extraSum time.Duration) prometheus.Metric {
+// bounds, and extraSum their sum in seconds.
+func (h *histogram) metricPlus(extra []uint64, extraSum float64) prometheus.Metric {
 	var counts [maxBuckets + 1]uint64
 	for j, n := range extra {
 		if j < len(counts) {
 			counts[j] += n
 		}
 	}
-	sum := int64(extraSum)
+	h.foldMu.Lock()
 	for i := range h.shards {
 		s := &h.shards[i]
 		for j := range len(h.bounds) + 1 {
 			counts[j] += s.counts[j].Load()
 		}
-		sum += s.sum.Load()
+		h.folded += float64(s.sum.Swap(0)) / 1e9
 	}
-	return constHistogram(h.desc, h.upper, counts[:len(h.upper)+1], time.Duration(sum), h.labels...)
+	sum := h.folded + extraSum
+	h.foldMu.Unlock()
+	return constHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
 }
 
 // constHistogram builds a constant histogram from counts per bucket (not
 // cumulative; one more than upper, the last above every bound) and their
-// sum.
-func constHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum time.Duration, labels ...string) prometheus.Metric {
+// sum in seconds.
+func constHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum float64, labels ...string) prometheus.Metric {
 	cumulative := make(map[float64]uint64, len(upper))
 	var n uint64
 	for j, ub := range upper {
@@ -100,5 +110,5 @@ func constHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum
 		cumulative[ub] = n
 	}
 	n += counts[len(upper)]
-	return prometheus.MustNewConstHistogram(desc, n, sum.Seconds(), cumulative, labels...)
+	return prometheus.MustNewConstHistogram(desc, n, sum, cumulative, labels...)
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -105,4 +106,22 @@ func BenchmarkClientGolangHistogramObserve(b *testing.B) {
 			h.Observe((300 * time.Microsecond).Seconds())
 		}
 	})
+}
+
+// TestHistogramSumDoesNotWrap: the shards' integer sums are moved into a
+// float at each collection, so that sums beyond 292 years (the reach of
+// int64 nanoseconds) add up instead of wrapping to a negative number.
+func TestHistogramSumDoesNotWrap(t *testing.T) {
+	h := newHistogram(prometheus.NewDesc("x_seconds", "X.", nil, nil), []float64{1})
+	const long = 200 * 365 * 24 * time.Hour // two of them overflow int64 nanoseconds
+	var m dto.Metric
+	for range 2 {
+		h.observe(long)
+		if err := h.metric().Write(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := m.GetHistogram().GetSampleSum(), 2*long.Seconds(); math.Abs(got-want) > 1e-6*want {
+		t.Fatalf("sum = %v s; want %v s", got, want)
+	}
 }
