@@ -11,6 +11,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
+	"github.com/sqlwatch/sqlwatch/internal/nanosum"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -168,8 +169,8 @@ func (t *Tracker) Durations(slot int) (bounds []time.Duration, counts []uint64, 
 // bound), under the shard's lock.
 type durHist struct {
 	counts [MaxBuckets + 1]uint64
-	sum    int64   // nanoseconds added since the last merge
-	folded float64 // seconds: the sums merge moved out of sum, so that it never wraps
+	sum    int64       // nanoseconds added since the last merge
+	folded nanosum.Sum // the sums merge moved out of sum, so that it never wraps
 }
 
 // MaxBuckets is the most bucket bounds [Config.HoldBuckets] and
@@ -187,14 +188,14 @@ func (t *Tracker) HoldHistogram() (bounds []time.Duration, counts []uint64, sum 
 }
 
 // merge adds up, over the shards, the histogram (with n bounds) that
-// pick chooses in each, with its sum in seconds. It folds each shard's
-// integer sum into its float one: the hot path adds nanoseconds as
-// integers, which would wrap after 292 years of accumulated time (a
-// hundred days for a thousand conns always held), and a scrape empties
-// them long before.
+// pick chooses in each, with its sum in seconds. It moves each shard's
+// integer sum into a total that does not wrap (internal/nanosum): the
+// hot path adds nanoseconds as integers, which would wrap after 292
+// years of accumulated time (a hundred days for a thousand conns always
+// held), and a scrape empties them long before.
 func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, float64) {
 	counts := make([]uint64, n+1)
-	var sum float64
+	var sum nanosum.Sum
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -202,12 +203,12 @@ func (t *Tracker) merge(n int, pick func(*shard) *durHist) ([]uint64, float64) {
 		for j := range counts {
 			counts[j] += h.counts[j]
 		}
-		h.folded += float64(h.sum) / 1e9
+		h.folded.Add(h.sum)
 		h.sum = 0
-		sum += h.folded
+		sum.AddSum(h.folded)
 		s.mu.Unlock()
 	}
-	return counts, sum
+	return counts, sum.Seconds()
 }
 
 // Resource is one open tracked resource. The driver keeps the pointer

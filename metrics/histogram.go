@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sqlwatch/sqlwatch/internal/goid"
+	"github.com/sqlwatch/sqlwatch/internal/nanosum"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -19,7 +20,8 @@ import (
 //
 //   - bucket bounds in nanoseconds, compared as integers;
 //   - the sum in integer nanoseconds (one atomic add, no compare-and-swap
-//     loop on a float), moved into a float of seconds at each collection;
+//     loop on a float), moved at each collection into a total that does
+//     not wrap (internal/nanosum);
 //   - the counts spread over shards chosen by goroutine id, each on cache
 //     lines of its own, so that goroutines rarely write the same line.
 //
@@ -33,12 +35,12 @@ type histogram struct {
 	upper  []float64       // the same in seconds
 	shards [histShards]histShard
 
-	// foldMu guards folded: the seconds moved out of the shards' integer
-	// sums at each collection, so that they never wrap (292 years of
+	// foldMu guards folded: what each collection moved out of the
+	// shards' integer sums, so that they never wrap (292 years of
 	// accumulated time, a hundred days for a thousand transactions
-	// always open).
+	// always open); exact while it fits an int64 (internal/nanosum).
 	foldMu sync.Mutex
-	folded float64
+	folded nanosum.Sum
 }
 
 const (
@@ -92,9 +94,9 @@ func (h *histogram) metricPlus(extra []uint64, extraSum float64) prometheus.Metr
 		for j := range len(h.bounds) + 1 {
 			counts[j] += s.counts[j].Load()
 		}
-		h.folded += float64(s.sum.Swap(0)) / 1e9
+		h.folded.Add(s.sum.Swap(0))
 	}
-	sum := h.folded + extraSum
+	sum := h.folded.Seconds() + extraSum
 	h.foldMu.Unlock()
 	return constHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
 }
