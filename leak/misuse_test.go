@@ -73,6 +73,7 @@ func TestWrites(t *testing.T) {
 	f("select for_update from t", false)
 	f("show tables", false)
 	f("values (1)", false)
+	f("\fSELECT 1", false) // form feed is white space before the first word too
 }
 
 func TestWritesDoesNotAllocate(t *testing.T) {

@@ -710,10 +710,8 @@ func isSpace(c byte) bool {
 }
 
 // isWordSep reports whether c ends the first word of a statement (or is
-// skipped before it).
-func isWordSep(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '('
-}
+// skipped before it): white space or an opening parenthesis.
+func isWordSep(c byte) bool { return isSpace(c) || c == '(' }
 
 var (
 	readWords    = []string{"SELECT", "WITH", "VALUES", "TABLE"}
