@@ -55,6 +55,7 @@ const minClean = 3
 type sample struct {
 	ns, bytes, allocs float64
 	other             float64 // other-cpu%; NaN when not reported
+	run               int     // which invocation of the test binary took it (0, 1, ...)
 }
 
 // bench is one benchmark's samples.
@@ -102,6 +103,56 @@ func (b *bench) spread(f func(sample) float64) (lo, hi float64) {
 	return lo, hi
 }
 
+// pairedDelta is the difference sqlwatch − raw in ns/op: the median,
+// over the invocations of the test binary that measured both, of the
+// difference within one invocation, where the two ran seconds apart.
+// Pairing takes the machine's drift out, which the difference of the two
+// medians keeps: on a shared host a run's values all move together by
+// tens of per cent, while the difference within a run moves much less.
+// Pairs in which both samples are clean are used when there are at least
+// minClean of them, all pairs otherwise (noisy is then true). lo and hi
+// are the smallest and largest difference among the pairs used; n is how
+// many were used. With no pair, d is NaN.
+func pairedDelta(raw, sw *bench, maxOther float64) (d, lo, hi float64, n int, noisy bool) {
+	if raw == nil || sw == nil {
+		return math.NaN(), math.NaN(), math.NaN(), 0, false
+	}
+	first := map[int]sample{}
+	for _, s := range raw.all {
+		if _, ok := first[s.run]; !ok {
+			first[s.run] = s
+		}
+	}
+	clean := func(s sample) bool { return math.IsNaN(s.other) || s.other <= maxOther }
+	var all, cleanDiffs []float64
+	seen := map[int]bool{}
+	for _, s := range sw.all {
+		r, ok := first[s.run]
+		if !ok || seen[s.run] {
+			continue
+		}
+		seen[s.run] = true
+		all = append(all, s.ns-r.ns)
+		if clean(s) && clean(r) {
+			cleanDiffs = append(cleanDiffs, s.ns-r.ns)
+		}
+	}
+	used := cleanDiffs
+	if len(used) < minClean {
+		used, noisy = all, len(all) > len(cleanDiffs)
+	}
+	if len(used) == 0 {
+		return math.NaN(), math.NaN(), math.NaN(), 0, noisy
+	}
+	slices.Sort(used)
+	n = len(used)
+	d = used[n/2]
+	if n%2 == 0 {
+		d = (used[n/2-1] + used[n/2]) / 2
+	}
+	return d, used[0], used[n-1], n, noisy
+}
+
 func ns(s sample) float64     { return s.ns }
 func allocs(s sample) float64 { return s.allocs }
 
@@ -109,13 +160,20 @@ var procsSuffix = regexp.MustCompile(`-\d+$`)
 
 // parse reads go test -bench output: samples by "Op/variant" (the
 // GOMAXPROCS suffix removed), and the header lines (goos, cpu, ...).
+// Each invocation of the test binary prints a "goos:" line first; the
+// samples after the k-th such line have run k-1, so that samples taken
+// by one invocation can be paired (see [pairedDelta]).
 func parse(r io.Reader) (map[string][]sample, []string, error) {
 	res := map[string][]sample{}
 	var header []string
 	seen := map[string]bool{}
+	run := -1
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.HasPrefix(line, "goos:") {
+			run++
+		}
 		for _, h := range []string{"goos:", "goarch:", "cpu:"} {
 			if strings.HasPrefix(line, h) && !seen[line] {
 				seen[line] = true
@@ -130,7 +188,7 @@ func parse(r io.Reader) (map[string][]sample, []string, error) {
 			continue
 		}
 		name := procsSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
-		s := sample{ns: math.NaN(), bytes: math.NaN(), allocs: math.NaN(), other: math.NaN()}
+		s := sample{ns: math.NaN(), bytes: math.NaN(), allocs: math.NaN(), other: math.NaN(), run: max(run, 0)}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
@@ -223,7 +281,7 @@ func main() {
 		}
 	}
 	fmt.Println()
-	c := checkBudgets(os.Stdout, micro, e2e, e2eErr)
+	c := checkBudgets(os.Stdout, micro, *maxOther, e2e, e2eErr)
 	fmt.Printf("\nbudgets: %d MET, %d MISSED, %d NOT MEASURED\n", c.met, c.missed, c.unmeasured)
 	if *strict && c.missed+c.unmeasured > 0 {
 		os.Exit(1)
@@ -240,7 +298,8 @@ func printMicro(w io.Writer, micro map[string]*bench, header []string, maxOther 
 	fmt.Fprintf(w, "%s; %d runs per benchmark\n", strings.Join(header, ", "), runs)
 	fmt.Fprintf(w, "ns/op per variant: the median of the clean runs (other processes used ≤ %g%% of the machine's CPU);\n", maxOther)
 	fmt.Fprintf(w, "clean = fewest clean runs of the row's variants (< %d: all runs used, row marked NOISY);\n", minClean)
-	fmt.Fprintln(w, "Δ = sqlwatch − raw; allocs/op as raw/sqlmw/sqlwatch/sqlwatch-metrics/otelsql;")
+	fmt.Fprintln(w, "Δ = sqlwatch − raw: the median over the runs of the difference within one run (paired);")
+	fmt.Fprintln(w, "allocs/op as raw/sqlmw/sqlwatch/sqlwatch-metrics/otelsql;")
 	fmt.Fprintln(w, "spread = the largest (max−min)/median among the row's variants over the runs used;")
 	fmt.Fprintln(w, "parallel rows: b.RunParallel on GOMAXPROCS goroutines, ns/op is wall time per operation")
 	fmt.Fprintln(w)
@@ -275,8 +334,9 @@ func printMicro(w io.Writer, micro map[string]*bench, header []string, maxOther 
 			if noisy {
 				mark = " NOISY"
 			}
+			d, _, _, _, _ := pairedDelta(raw, sw, maxOther)
 			fmt.Fprintf(w, " %10s  %-19s %8s %6.1f%% %6s%s\n",
-				fmtDelta(sw.median(ns)-raw.median(ns), " ns"), strings.Join(allocsCol, "/"),
+				fmtDelta(d, " ns"), strings.Join(allocsCol, "/"),
 				fmtDelta(sw.median(allocs)-raw.median(allocs), ""), 100*spread, cleanCol, mark)
 		}
 	}
@@ -291,7 +351,7 @@ func names(benchName, label string, parallel bool) (string, string) {
 
 type counts struct{ met, missed, unmeasured int }
 
-func checkBudgets(w io.Writer, micro map[string]*bench, e2e *e2eresult.File, e2eErr error) counts {
+func checkBudgets(w io.Writer, micro map[string]*bench, maxOther float64, e2e *e2eresult.File, e2eErr error) counts {
 	var c counts
 	line := func(what, check, limit, got string, ok bool, note string) {
 		verdict := "MET"
@@ -328,7 +388,7 @@ func checkBudgets(w io.Writer, micro map[string]*bench, e2e *e2eresult.File, e2e
 		return strings.Join(out, " ")
 	}
 
-	fmt.Fprintln(w, "== Budgets (sqlwatch = everything on; micro: medians, serial and parallel both checked)")
+	fmt.Fprintln(w, "== Budgets (sqlwatch = everything on; micro: medians, the differences paired by run; serial and parallel both checked)")
 	fmt.Fprintln(w)
 	if micro != nil {
 		for _, parallel := range []bool{false, true} {
@@ -336,21 +396,25 @@ func checkBudgets(w io.Writer, micro map[string]*bench, e2e *e2eresult.File, e2e
 				name, label := names(op.bench, op.label, parallel)
 				raw, sw, ot := micro[name+"/raw"], micro[name+"/sqlwatch"], micro[name+"/otelsql"]
 				if b, ok := budgets[op.bench]; ok {
-					if !raw.measured() || !sw.measured() {
-						unmeasured(label, "sqlwatch − raw", "", "no benchmark results")
+					if _, _, _, n, _ := pairedDelta(raw, sw, maxOther); n == 0 {
+						unmeasured(label, "sqlwatch − raw", "", "no run measured both raw and sqlwatch")
 					} else {
-						d := sw.median(ns) - raw.median(ns)
+						// The paired difference (see pairedDelta); the
+						// difference of the medians is shown beside it.
+						d, lo, hi, n, pairNoisy := pairedDelta(raw, sw, maxOther)
 						// How far the difference could plausibly move:
-						// half the run-to-run range of each side.
-						rlo, rhi := raw.spread(ns)
-						slo, shi := sw.spread(ns)
-						unc := (rhi-rlo)/2 + (shi-slo)/2
+						// half the range of the runs' differences.
+						unc := (hi - lo) / 2
 						near := ""
 						if math.Abs(d-b.ns) <= unc {
 							near = fmt.Sprintf("(close: within run-to-run spread ±%.0f ns)", unc)
 						}
 						noisy := noisyNote(raw, sw)
-						line(label, "sqlwatch − raw, time", "≤ +"+fmtNS(b.ns)+" ns", fmtDelta(d, " ns"), d <= b.ns, join(near, noisy))
+						if pairNoisy && noisy == "" {
+							noisy = "(NOISY: machine busy, too few clean pairs)"
+						}
+						unpaired := fmt.Sprintf("(%d runs; Δ of the medians %s)", n, fmtDelta(sw.median(ns)-raw.median(ns), " ns"))
+						line(label, "sqlwatch − raw, time", "≤ +"+fmtNS(b.ns)+" ns", fmtDelta(d, " ns"), d <= b.ns, join(unpaired, near, noisy))
 						da := sw.median(allocs) - raw.median(allocs)
 						line(label, "sqlwatch − raw, allocs", "≤ +"+fmtNum(b.allocs)+" allocs", fmtDelta(da, " allocs"), da <= b.allocs, "")
 					}
