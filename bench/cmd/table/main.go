@@ -58,6 +58,10 @@ type sample struct {
 	run               int     // which invocation of the test binary took it (0, 1, ...)
 }
 
+// clean reports whether s was taken while other processes used at most
+// maxOther % of the machine's CPU (or the benchmark did not say).
+func (s sample) clean(maxOther float64) bool { return math.IsNaN(s.other) || s.other <= maxOther }
+
 // bench is one benchmark's samples.
 type bench struct {
 	all   []sample
@@ -123,7 +127,6 @@ func pairedDelta(raw, sw *bench, maxOther float64) (d, lo, hi float64, n int, no
 			first[s.run] = s
 		}
 	}
-	clean := func(s sample) bool { return math.IsNaN(s.other) || s.other <= maxOther }
 	var all, cleanDiffs []float64
 	seen := map[int]bool{}
 	for _, s := range sw.all {
@@ -133,7 +136,7 @@ func pairedDelta(raw, sw *bench, maxOther float64) (d, lo, hi float64, n int, no
 		}
 		seen[s.run] = true
 		all = append(all, s.ns-r.ns)
-		if clean(s) && clean(r) {
+		if s.clean(maxOther) && r.clean(maxOther) {
 			cleanDiffs = append(cleanDiffs, s.ns-r.ns)
 		}
 	}
@@ -218,7 +221,7 @@ func selectClean(samples map[string][]sample, maxOther float64) map[string]*benc
 	for name, all := range samples {
 		b := &bench{all: all}
 		for _, s := range all {
-			if math.IsNaN(s.other) || s.other <= maxOther {
+			if s.clean(maxOther) {
 				b.used = append(b.used, s)
 			}
 		}
@@ -331,10 +334,10 @@ func printMicro(w io.Writer, micro map[string]*bench, header []string, maxOther 
 			if worst != nil {
 				cleanCol = fmt.Sprintf("%d/%d", worst.clean, len(worst.all))
 			}
-			if noisy {
+			d, _, _, _, pairNoisy := pairedDelta(raw, sw, maxOther)
+			if noisy || pairNoisy {
 				mark = " NOISY"
 			}
-			d, _, _, _, _ := pairedDelta(raw, sw, maxOther)
 			fmt.Fprintf(w, " %10s  %-19s %8s %6.1f%% %6s%s\n",
 				fmtDelta(d, " ns"), strings.Join(allocsCol, "/"),
 				fmtDelta(sw.median(allocs)-raw.median(allocs), ""), 100*spread, cleanCol, mark)
@@ -396,12 +399,12 @@ func checkBudgets(w io.Writer, micro map[string]*bench, maxOther float64, e2e *e
 				name, label := names(op.bench, op.label, parallel)
 				raw, sw, ot := micro[name+"/raw"], micro[name+"/sqlwatch"], micro[name+"/otelsql"]
 				if b, ok := budgets[op.bench]; ok {
-					if _, _, _, n, _ := pairedDelta(raw, sw, maxOther); n == 0 {
+					// The paired difference (see pairedDelta); the
+					// difference of the medians is shown beside it.
+					d, lo, hi, n, pairNoisy := pairedDelta(raw, sw, maxOther)
+					if n == 0 {
 						unmeasured(label, "sqlwatch − raw", "", "no run measured both raw and sqlwatch")
 					} else {
-						// The paired difference (see pairedDelta); the
-						// difference of the medians is shown beside it.
-						d, lo, hi, n, pairNoisy := pairedDelta(raw, sw, maxOther)
 						// How far the difference could plausibly move:
 						// half the range of the runs' differences.
 						unc := (hi - lo) / 2

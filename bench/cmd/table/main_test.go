@@ -55,6 +55,13 @@ func TestPairedDelta(t *testing.T) {
 		[]string{"raw 250 0", "sqlwatch 300 1"},
 		[]string{"raw 5 0"},
 	), 50, 40, 60, 3, false)
+	// One invocation that measured each side twice (-count 2): only its
+	// first samples pair.
+	f(benchOutput(
+		[]string{"raw 100 0", "raw 500 0", "sqlwatch 160 0", "sqlwatch 900 0"},
+		[]string{"raw 300 0", "sqlwatch 350 0"},
+		[]string{"raw 200 0", "sqlwatch 240 0"},
+	), 50, 40, 60, 3, false)
 	// Too few clean pairs: all pairs, marked noisy. Even count: the mean
 	// of the middle two.
 	f(benchOutput(
