@@ -33,8 +33,9 @@ type MonitorConfig struct {
 	// Interval between polls of DB.Stats. Default DefaultMonitorInterval.
 	Interval time.Duration
 	// WaitLimit is the mean wait above which an alert is raised, and how
-	// long a saturated pool may go without returning a connection before
-	// it counts as stalled. Default DefaultWaitLimit.
+	// long a goroutine may wait for a connection of a saturated pool, with
+	// none returned meanwhile, before the pool counts as stalled. Default
+	// DefaultWaitLimit.
 	WaitLimit time.Duration
 	// AlertGap is the least time between two alerts of one pool; an
 	// episode that starts sooner is not alerted. Default
@@ -46,6 +47,7 @@ type MonitorConfig struct {
 	// A panic in it is recovered and counted. One that does not return
 	// (nor a Logger) holds Stop for 2 seconds at most; what is still
 	// running then is counted as dropped (Stats.Dropped).
+	// A recovery is delivered only for an episode that was alerted.
 	OnAlert func(PoolAlert)
 
 	// For tests: the stats source (default db.Stats), the clock (default
@@ -60,13 +62,19 @@ type MonitorConfig struct {
 type PoolAlert struct {
 	Recovered bool
 	DBName    string
-	// Reason is "wait" (the mean wait of recent acquisitions exceeded
-	// the limit) or "stall" (all connections in use, goroutines waiting,
-	// none returned for longer than the limit).
+	// Reason is "wait" (the mean wait of recent acquisitions, see
+	// MeanWait, exceeded the limit) or "stall" (all connections in use and a goroutine has
+	// waited longer than the limit with none returned meanwhile).
 	Reason    string
 	WaitLimit time.Duration
-	MeanWait  time.Duration // mean wait of the acquisitions of the last interval
-	// SinceReturn is how long no connection has been returned.
+	// MeanWait is the mean wait of the acquisitions since the last poll
+	// that saw a free connection (waits still going on count with no
+	// duration yet).
+	MeanWait time.Duration
+	// SinceReturn is, for a stall, how long a goroutine has been waiting
+	// with no connection returned (at least: waits and returns are dated
+	// to the polls that see them); for a wait alert, the time since the
+	// last poll that saw a return.
 	SinceReturn time.Duration
 	Duration    time.Duration // for a recovery, how long the episode lasted
 	Stats       sql.DBStats
@@ -117,16 +125,21 @@ type Monitor struct {
 
 	checkMu sync.Mutex // serializes Check
 
-	// poll state, owned by the polling goroutine (or Check's caller)
-	prev        sql.DBStats
+	// poll state, guarded by checkMu
+	prev        sql.DBStats // the last poll's stats
+	win         sql.DBStats // the stats of the last poll that saw a free connection
 	havePrev    bool
+	returnCount uint64      // the tracker's returns at the last poll
+	lastReturn  time.Time   // the last poll that saw a return
+	base        sql.DBStats // the stats of the last poll that saw a return or the end of a wait
+	baseAt      time.Time   // that poll's time
+	waitAt      time.Time   // the first poll since baseAt that saw a wait begin; zero if none
+	lastDump    time.Time
 	inEpisode   bool
+	alerted     bool // the current episode was alerted
+	cleared     bool // a stall episode saw a return or the pool no longer full
 	episodeAt   time.Time
 	lastAlert   time.Time
-	lastReturn  time.Time
-	waitBase    int64 // WaitCount when a return was last seen
-	returnCount uint64
-	lastDump    time.Time
 	reason      string // of the current episode
 }
 
@@ -202,62 +215,118 @@ func (m *Monitor) run() {
 // Check polls once. The monitor calls it on its interval; tests call it
 // with injected stats and clock. Concurrent calls run one after the
 // other.
+//
+// A stall is raised only on proof that a goroutine has waited longer than
+// WaitLimit while no connection came back: database/sql counts a wait in
+// WaitCount when it begins and adds it to WaitDuration when it ends, and
+// the tracker counts the returns. Since the last poll that saw a return
+// or the end of a wait (the base), WaitCount rising with WaitDuration
+// unchanged proves a wait that is still going on, begun by the first poll
+// that saw it rise; with WaitCount unchanged, a goroutine dump that shows
+// a waiter proves a wait begun before the base. Waits and returns are
+// dated to the polls that see them, so a wait's length is never
+// overstated: time in which nobody waited (an idle pool) never counts.
 func (m *Monitor) Check() {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
 	defer m.t.recoverPanic()
-	now := m.cfg.Now()
+	// Stats, then returns, then the clock: a return or a wait seen here
+	// happened before now.
 	s := m.cfg.Stats()
-	// A conn returned since the last poll: the return is dated to this
-	// poll (the precision is the interval).
-	if rc := m.t.returns(); rc != m.returnCount || !m.havePrev {
-		m.returnCount, m.lastReturn = rc, now
-		m.waitBase = s.WaitCount
-	}
+	rc := m.t.returns()
+	now := m.cfg.Now()
 	if !m.havePrev {
-		m.prev, m.havePrev = s, true
+		m.prev, m.win, m.havePrev = s, s, true
+		m.returnCount, m.lastReturn = rc, now
+		m.base, m.baseAt, m.waitAt = s, now, time.Time{}
 		return
 	}
-	dCount := s.WaitCount - m.prev.WaitCount
-	dDur := s.WaitDuration - m.prev.WaitDuration
-	m.prev = s
-	var mean time.Duration
-	if dDur > 0 {
-		mean = dDur / time.Duration(max(dCount, 1))
+	returned := rc != m.returnCount
+	m.returnCount = rc
+	if returned {
+		m.lastReturn = now
 	}
-	sinceReturn := now.Sub(m.lastReturn)
-	// Stalled: saturated, nothing returned for longer than the limit, and
-	// someone waiting. WaitCount rising since the last return proves a
-	// waiter; failing that (the wait began before the monitor's first
-	// poll), a goroutine dump is read, at most once per limit.
-	stalled := false
-	if s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections && sinceReturn > m.cfg.WaitLimit && !m.inEpisode {
-		if s.WaitCount > m.waitBase {
-			stalled = true
-		} else if now.Sub(m.lastDump) >= m.cfg.WaitLimit {
-			m.lastDump = now
-			stalled = len(m.waiters()) > 0
-		}
-	} else if m.inEpisode && m.reason == "stall" {
-		stalled = s.InUse >= s.MaxOpenConnections && sinceReturn > m.cfg.WaitLimit
+	ended := s.WaitDuration != m.base.WaitDuration
+	if returned || ended {
+		m.base, m.baseAt, m.waitAt = s, now, time.Time{}
+	} else if s.WaitCount > m.base.WaitCount && m.waitAt.IsZero() {
+		m.waitAt = now
 	}
-	waiting := mean > m.cfg.WaitLimit
 
-	switch {
-	case (stalled || waiting) && !m.inEpisode:
+	dCount := s.WaitCount - m.prev.WaitCount
+	m.prev = s
+	saturated := s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections
+	// The mean wait is taken over the waits since the last poll that saw
+	// the pool with a free connection (no wait going on): a wait that
+	// began before that poll has ended and was counted, and one going on
+	// now is counted with no duration yet, so the mean never overstates.
+	var mean time.Duration
+	if dDur := s.WaitDuration - m.win.WaitDuration; dDur > 0 {
+		mean = dDur / time.Duration(max(s.WaitCount-m.win.WaitCount, 1))
+	}
+	if !saturated {
+		m.win = s
+	}
+	limit := m.cfg.WaitLimit
+
+	// waited is the proven length of a wait still going on with no
+	// connection returned (a lower bound); stalled when it exceeds the
+	// limit. The goroutine dump is read at most once per limit.
+	var waited time.Duration
+	stalled := false
+	if saturated && !returned && !ended && !m.inEpisode {
+		switch {
+		case !m.waitAt.IsZero():
+			waited = now.Sub(m.waitAt)
+			stalled = waited > limit
+		case s.WaitCount == m.base.WaitCount && now.Sub(m.baseAt) > limit && now.Sub(m.lastDump) >= limit:
+			m.lastDump = now
+			if len(m.waiters()) > 0 {
+				waited, stalled = now.Sub(m.baseAt), true
+			}
+		}
+	}
+	waiting := mean > limit
+
+	if !m.inEpisode {
+		if !stalled && !waiting {
+			return
+		}
 		reason := "wait"
 		if stalled {
 			reason = "stall"
 		}
-		m.inEpisode, m.episodeAt, m.reason = true, now, reason
-		if !m.lastAlert.IsZero() && now.Sub(m.lastAlert) < m.cfg.AlertGap {
+		m.inEpisode, m.episodeAt, m.reason, m.cleared = true, now, reason, false
+		m.alerted = m.lastAlert.IsZero() || now.Sub(m.lastAlert) >= m.cfg.AlertGap
+		if !m.alerted {
 			return
 		}
 		m.lastAlert = now
-		m.alert(PoolAlert{DBName: m.t.cfg.DBName, Reason: reason, WaitLimit: m.cfg.WaitLimit,
-			MeanWait: mean, SinceReturn: sinceReturn, Stats: s})
-	case !stalled && !waiting && m.inEpisode && (s.InUse < s.MaxOpenConnections || s.MaxOpenConnections == 0 || dCount == 0):
-		m.inEpisode = false
+		since := now.Sub(m.lastReturn)
+		if stalled {
+			since = waited
+		}
+		m.alert(PoolAlert{DBName: m.t.cfg.DBName, Reason: reason, WaitLimit: limit,
+			MeanWait: mean, SinceReturn: since, Stats: s})
+		return
+	}
+	// An episode ends when its cause is gone and waits are back under
+	// the limit: a stall once a connection came back (or the pool is no
+	// longer full), a wait episode once no new wait began (or the pool is
+	// no longer full). Its recovery is logged only when it was alerted.
+	m.cleared = m.cleared || returned || !saturated
+	var over bool
+	if m.reason == "stall" {
+		over = m.cleared && !waiting
+	} else {
+		over = !waiting && (!saturated || dCount == 0)
+	}
+	if !over {
+		return
+	}
+	m.inEpisode = false
+	if m.alerted {
+		m.alerted = false
 		m.recovered(PoolAlert{Recovered: true, DBName: m.t.cfg.DBName, Duration: now.Sub(m.episodeAt), Stats: s})
 	}
 }

@@ -79,7 +79,9 @@ func TestMonitorStall(t *testing.T) {
 	m.Check() // baseline
 	f.clock.add(500 * time.Millisecond)
 	st.s.WaitCount = 1
-	m.Check() // waiting, but a return was seen less than the limit ago
+	m.Check() // a wait began: it is dated to this poll
+	f.clock.add(time.Second)
+	m.Check() // it has waited the limit, not more
 	if len(*alerts) != 0 {
 		t.Fatalf("alert before the limit: %+v", (*alerts)[0])
 	}
@@ -91,7 +93,7 @@ func TestMonitorStall(t *testing.T) {
 		t.Fatalf("got %d alerts; want 1", len(*alerts))
 	}
 	al := (*alerts)[0]
-	if al.Reason != "stall" || al.DBName != "orders" || len(al.Holders) != 2 || len(al.Waiters) != 1 {
+	if al.Reason != "stall" || al.DBName != "orders" || len(al.Holders) != 2 || len(al.Waiters) != 1 || al.SinceReturn != 2*time.Second {
 		t.Fatalf("alert: %+v", al)
 	}
 	if !al.Holders[0].InTx || al.Holders[0].LastQuery != "UPDATE stock SET n = n - 1" || al.Holders[1].InTx || al.Holders[0].Age <= al.Holders[1].Age {
@@ -240,5 +242,218 @@ func TestMonitorStopDespiteBlockedCallback(t *testing.T) {
 	}
 	if got := f.t.Stats().Dropped; got != dropped+1 {
 		t.Errorf("Stats.Dropped = %d after Stop; want %d (the blocked callback)", got, dropped+1)
+	}
+}
+
+// burst replays, on scripted stats polled every 100ms, a pool of two
+// conns idle for idle, then two 300ms transactions holding both while
+// four quick queries wait 285ms each for them: correct code under a
+// WaitLimit of 500ms.
+type burst struct {
+	f  *fixture
+	st *scripted
+	m  *Monitor
+}
+
+func (b *burst) poll(d time.Duration) {
+	for step := 100 * time.Millisecond; d > 0; d -= step {
+		b.f.clock.add(step)
+		b.m.Check()
+	}
+}
+
+func (b *burst) run(idle time.Duration) {
+	b.poll(idle)
+	tx1, tx2 := b.f.t.Open(KindConn, 0), b.f.t.Open(KindConn, 0)
+	b.st.s.InUse, b.st.s.OpenConnections = 2, 2
+	b.st.s.WaitCount += 4 // the queries begin to wait
+	b.poll(200 * time.Millisecond)
+	// The transactions end at 300ms; the queries take their conns
+	// (285ms of wait each), run and return them.
+	b.f.t.Close(tx1)
+	b.f.t.Close(tx2)
+	for range 4 {
+		b.f.t.Close(b.f.t.Open(KindConn, 0))
+	}
+	b.st.s.WaitDuration += 4 * 285 * time.Millisecond
+	b.st.s.InUse = 0
+	b.poll(200 * time.Millisecond)
+}
+
+// TestMonitorNoStallAfterIdle: a burst after an idle period is no stall
+// (nobody waited the limit) and logs nothing, burst after burst.
+func TestMonitorNoStallAfterIdle(t *testing.T) {
+	f := newFixture(t, Config{})
+	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2}}
+	m, alerts := newTestMonitor(t, f, st, waiterDump(99, false))
+	m.cfg.WaitLimit, m.cfg.AlertGap = 500*time.Millisecond, time.Second
+	m.Check()
+	b := &burst{f: f, st: st, m: m}
+	for range 3 {
+		b.run(1500 * time.Millisecond)
+	}
+	if len(*alerts) != 0 {
+		t.Errorf("got %d alerts and recoveries; want none. First: %+v", len(*alerts), (*alerts)[0])
+	}
+	if l := f.buf.lines(); len(l) != 0 {
+		t.Errorf("got %d log lines; want none: %v", len(l), l)
+	}
+}
+
+// TestMonitorWaitCutShortIsNoStall: holders that do not return, and a
+// waiter that gives up (its context) before the limit, then none waits:
+// nobody waited the limit.
+func TestMonitorWaitCutShortIsNoStall(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.t.Open(KindConn, 0)
+	f.t.Open(KindConn, 0)
+	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2, InUse: 2}}
+	m, alerts := newTestMonitor(t, f, st, waiterDump(99, false))
+	m.cfg.WaitLimit = 500 * time.Millisecond
+	m.Check()
+	f.clock.add(100 * time.Millisecond)
+	st.s.WaitCount = 1
+	m.Check()
+	f.clock.add(100 * time.Millisecond)
+	st.s.WaitDuration = 150 * time.Millisecond
+	m.Check()
+	for range 5 {
+		f.clock.add(100 * time.Millisecond)
+		m.Check()
+	}
+	// The dump fallback: no wait began, so a waiter in the dump must be
+	// one begun before the wait ended; this dump has none.
+	m.cfg.Goroutines = func() []byte { return nil }
+	for range 10 {
+		f.clock.add(100 * time.Millisecond)
+		m.Check()
+	}
+	if len(*alerts) != 0 {
+		t.Errorf("got %+v; want no alert", *alerts)
+	}
+}
+
+// stall replays a stall on scripted stats: both conns held, a waiter
+// waiting from the next poll on, for long; then one holder returns and
+// the waiter is served.
+func stall(f *fixture, st *scripted, m *Monitor) {
+	h1, h2 := f.t.Open(KindConn, 0), f.t.Open(KindConn, 0)
+	st.s.InUse = 2
+	f.clock.add(100 * time.Millisecond)
+	m.Check()
+	st.s.WaitCount++
+	for range 10 {
+		f.clock.add(100 * time.Millisecond)
+		m.Check()
+	}
+	f.t.Close(h1)
+	f.t.Close(h2)
+	st.s.WaitDuration += time.Second
+	st.s.InUse = 0
+	for range 3 {
+		f.clock.add(100 * time.Millisecond)
+		m.Check()
+	}
+}
+
+// TestMonitorRecoveryOnlyWhenAlerted: an episode within the alert gap of
+// the last alert is neither alerted nor recovered; each alerted one has
+// exactly one recovery.
+func TestMonitorRecoveryOnlyWhenAlerted(t *testing.T) {
+	f := newFixture(t, Config{})
+	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2}}
+	m, alerts := newTestMonitor(t, f, st, waiterDump(99, false))
+	m.cfg.WaitLimit, m.cfg.AlertGap = 500*time.Millisecond, 3*time.Second
+	m.Check()
+	stall(f, st, m) // alerted
+	stall(f, st, m) // within the gap
+	f.clock.add(3 * time.Second)
+	m.Check()
+	stall(f, st, m) // alerted
+	var got []string
+	for _, a := range *alerts {
+		if a.Recovered {
+			got = append(got, "recovered")
+		} else {
+			got = append(got, a.Reason)
+		}
+	}
+	if want := "stall recovered stall recovered"; strings.Join(got, " ") != want {
+		t.Errorf("got %q; want %q", strings.Join(got, " "), want)
+	}
+	if l := f.buf.lines(); len(l) != 4 {
+		t.Errorf("got %d log lines; want 4", len(l))
+	}
+	if n := f.t.Stats().PoolAlerts; n != 2 {
+		t.Errorf("PoolAlerts = %d; want 2", n)
+	}
+}
+
+// TestMonitorStallBegunBeforeAReturn: a waiter that began before the
+// last return and is still waiting (the return served another) is found
+// through the goroutine dump once the limit has passed since that return.
+func TestMonitorStallBegunBeforeAReturn(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.t.Open(KindConn, 0)
+	r := f.t.Open(KindConn, 0)
+	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2, InUse: 2, WaitCount: 2}}
+	m, alerts := newTestMonitor(t, f, st, waiterDump(99, false))
+	m.cfg.WaitLimit = 500 * time.Millisecond
+	m.Check()
+	// One of the two waiters is served: a return, a wait ended.
+	f.t.Close(r)
+	f.t.Open(KindConn, 0)
+	st.s.WaitDuration = 200 * time.Millisecond
+	f.clock.add(100 * time.Millisecond)
+	m.Check()
+	for range 5 {
+		f.clock.add(100 * time.Millisecond)
+		m.Check()
+	}
+	if len(*alerts) != 0 {
+		t.Fatalf("alert %s after the return; want none before the limit: %+v", 500*time.Millisecond, *alerts)
+	}
+	f.clock.add(100 * time.Millisecond)
+	m.Check()
+	if len(*alerts) != 1 || (*alerts)[0].Reason != "stall" || (*alerts)[0].SinceReturn != 600*time.Millisecond {
+		t.Fatalf("got %+v; want one stall, none returned for 600ms", *alerts)
+	}
+}
+
+// TestMonitorMeanOfWaitsAcrossPolls: waits that begin before a poll and
+// end after it are averaged over their own count (database/sql counts a
+// wait when it begins, its duration when it ends).
+func TestMonitorMeanOfWaitsAcrossPolls(t *testing.T) {
+	f := newFixture(t, Config{})
+	st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2, InUse: 1}}
+	m, alerts := newTestMonitor(t, f, st, "")
+	m.cfg.WaitLimit = 500 * time.Millisecond
+	m.Check()
+	for range 3 {
+		// Four waits of 285ms begin: the pool is full at the poll.
+		f.clock.add(100 * time.Millisecond)
+		f.t.Close(f.t.Open(KindConn, 0))
+		st.s.InUse, st.s.WaitCount = 2, st.s.WaitCount+4
+		m.Check()
+		// They end before the next poll, where no wait begins.
+		f.clock.add(100 * time.Millisecond)
+		f.t.Close(f.t.Open(KindConn, 0))
+		st.s.InUse, st.s.WaitDuration = 1, st.s.WaitDuration+4*285*time.Millisecond
+		m.Check()
+	}
+	if len(*alerts) != 0 {
+		t.Errorf("got %+v; want no alert (mean wait 285ms)", (*alerts)[0])
+	}
+	// The same with waits of 2s each is alerted, with their mean.
+	f.clock.add(100 * time.Millisecond)
+	st.s.InUse, st.s.WaitCount = 2, st.s.WaitCount+4
+	f.t.Close(f.t.Open(KindConn, 0))
+	m.Check()
+	f.clock.add(100 * time.Millisecond)
+	f.t.Close(f.t.Open(KindConn, 0))
+	st.s.InUse, st.s.WaitDuration = 1, st.s.WaitDuration+8*time.Second
+	m.Check()
+	if len(*alerts) != 1 || (*alerts)[0].Reason != "wait" || (*alerts)[0].MeanWait != 2*time.Second {
+		t.Errorf("got %+v; want one wait alert with a mean of 2s", *alerts)
 	}
 }
