@@ -143,7 +143,7 @@ type Stats struct {
 	PoolAlerts     int64 // pool-wait alerts raised by a Monitor
 	Released       int64 // release lines logged
 	Suppressed     int64 // leak reports dropped by the rate limit
-	Dropped        int64 // release lines and misuse reports dropped because the queue was full, and logger or callback calls (the watchdog's or a Monitor's) still running when Stop gave up waiting
+	Dropped        int64 // release lines and misuse reports dropped because the queue was full, logger or callback calls (the watchdog's or a Monitor's) still running when Stop gave up waiting, and release lines after Stop whose logger or callback was still running after 2 seconds
 	Panics         int64 // panics recovered from callbacks, loggers or sqlwatch itself
 	// Misuse counts what the driver's detectors found, by misuse kind
 	// (MisuseKinds), including occurrences not logged again.

@@ -50,8 +50,9 @@ type Config struct {
 	// Logger receives the reports. Default slog.Default().
 	Logger *slog.Logger
 	// OnReport, when set, receives every logged report (leaks and
-	// releases) as a value, on the watchdog goroutine. A panic in it is
-	// recovered and counted.
+	// releases) as a value, on the watchdog goroutine (a release after
+	// Stop: on a goroutine of its own, see [Tracker.Close]). A panic in
+	// it is recovered and counted.
 	OnReport func(Report)
 	// OnMisuse, when set, receives every misuse report the watchdog logs,
 	// as a value, on the watchdog goroutine.
@@ -94,6 +95,11 @@ type Tracker struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	// stopped is set by Stop before the watchdog's last drain: a release
+	// queued before it is logged by the watchdog, one after it by
+	// announce itself.
+	stopMu   sync.RWMutex
+	stopped  bool
 	injected bool // cfg.Now was given: read it instead of internal/clock
 
 	// Scan's state, guarded by scanMu
@@ -532,9 +538,12 @@ func (t *Tracker) insertNoting(r *Resource, n *note) {
 }
 
 // Close ends the tracking of r. Closing nil does nothing. After Close the
-// caller must drop r: it is recycled. When r was reported as a leak, a release line
-// is queued for the watchdog to log, so a slow logger never blocks the
-// caller.
+// caller must drop r: it is recycled. When r was reported as a leak, a
+// release line is queued for the watchdog to log, so a slow logger never
+// blocks the caller; after [Tracker.Stop] (DB.Close), when there is no
+// watchdog, Close logs it before it returns, on a goroutine of its own,
+// and waits for the logger and OnReport 2 seconds at most (what is still
+// running then is counted in Stats.Dropped).
 func (t *Tracker) Close(r *Resource) { t.close(r, -1) }
 
 // CloseHeld is Close for a resource that was held for held, which it
@@ -592,11 +601,7 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		h.uncover()
 	}
 	if announce {
-		select {
-		case t.releases <- &release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack}:
-		default:
-			t.dropped.Add(1)
-		}
+		t.announce(&release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack})
 	}
 	if !r.owned {
 		resources.Put(r)
@@ -933,10 +938,15 @@ func (t *Tracker) Stats() Stats {
 }
 
 // Stop stops the watchdog after it has logged the queued release lines,
-// and removes the Tracker from [Trackers]. Resources still open are
-// forgotten. Stop is idempotent; the driver calls it from DB.Close.
+// and removes the Tracker from [Trackers]. Resources still open are no
+// longer scanned, but one already reported as a leak still has its
+// release line logged when it is closed after Stop (see [Tracker.Close]).
+// Stop is idempotent; the driver calls it from DB.Close.
 func (t *Tracker) Stop() error {
 	t.stopOnce.Do(func() {
+		t.stopMu.Lock()
+		t.stopped = true
+		t.stopMu.Unlock()
 		close(t.stop)
 		<-t.done
 		registry.remove(t)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -398,5 +399,98 @@ func TestConcurrentReporting(t *testing.T) {
 		if n := f.t.OpenCount(k); n != 0 {
 			t.Errorf("%s: %d still open; want 0", k, n)
 		}
+	}
+}
+
+// TestReleaseAfterStopIsLogged: a reported leak released after Stop
+// (DB.Close) still gets its release line, logged before Close returns.
+func TestReleaseAfterStopIsLogged(t *testing.T) {
+	f := newFixture(t, Config{})
+	r := f.t.Open(KindTx, 0)
+	f.clock.add(DefaultTxThreshold + time.Second)
+	f.t.Scan()
+	f.t.Stop()
+	f.clock.add(time.Second)
+	f.t.Close(r)
+	reps := f.got()
+	if len(reps) != 2 || !reps[1].Released || reps[1].Kind != KindTx || reps[1].Held != DefaultTxThreshold+2*time.Second {
+		t.Fatalf("got %+v; want the leak and its release", reps)
+	}
+	lines := f.buf.lines()
+	if len(lines) != 2 || !strings.HasPrefix(lines[1]["msg"].(string), "sqlwatch: leaked transaction released after") {
+		t.Errorf("log lines: %v", lines)
+	}
+	if st := f.t.Stats(); st.Released != 1 || st.Dropped != 0 {
+		t.Errorf("Released %d, Dropped %d; want 1 and 0", st.Released, st.Dropped)
+	}
+}
+
+// TestReleasesRacingStop: reported leaks released before, while and
+// after Stop runs are each logged once, by the watchdog or after it.
+func TestReleasesRacingStop(t *testing.T) {
+	const n = 200
+	f := newFixture(t, Config{ReportBurst: n})
+	rs := make([]*Resource, n)
+	for i := range rs {
+		rs[i] = f.t.Open(KindTx, 0)
+	}
+	f.clock.add(DefaultTxThreshold + time.Second)
+	f.t.Scan()
+	if got := f.t.Stats().Reported; got != n {
+		t.Fatalf("reported %d; want %d", got, n)
+	}
+	// Four goroutines release the leaks: the first half racing Stop, the
+	// second half after it.
+	release := func(from, to int) {
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := from + w; i < to; i += 4 {
+					f.t.Close(rs[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		f.t.Stop()
+		close(stopped)
+	}()
+	release(0, n/2)
+	<-stopped
+	release(n/2, n)
+	if st := f.t.Stats(); st.Released != n || st.Dropped != 0 {
+		t.Errorf("Released %d, Dropped %d; want %d and 0", st.Released, st.Dropped, n)
+	}
+	if lines := f.buf.lines(); len(lines) != 2*n {
+		t.Errorf("got %d log lines; want %d reports and %d releases", len(lines), n, n)
+	}
+}
+
+// TestReleaseAfterStopWithBlockedLogger: after Stop, a logger that does
+// not return holds Close for stopGrace at most, and the line is counted
+// as dropped.
+func TestReleaseAfterStopWithBlockedLogger(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	var blocking atomic.Bool
+	f := newFixture(t, Config{OnReport: func(r Report) {
+		if blocking.Load() {
+			<-block
+		}
+	}})
+	r := f.t.Open(KindTx, 0)
+	f.clock.add(DefaultTxThreshold + time.Second)
+	f.t.Scan()
+	f.t.Stop()
+	blocking.Store(true)
+	start := time.Now()
+	f.t.Close(r)
+	if d := time.Since(start); d < stopGrace || d > stopGrace+time.Second {
+		t.Errorf("Close took %v with the callback blocked; want about %v", d, stopGrace)
+	}
+	if st := f.t.Stats(); st.Dropped != 1 || st.Released != 1 {
+		t.Errorf("Dropped %d, Released %d; want 1 and 1 (the line was logged, its callback is still running)", st.Dropped, st.Released)
 	}
 }

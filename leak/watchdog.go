@@ -176,20 +176,72 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 	t.callback(rep)
 }
 
+// announce has the release line of a reported leak logged: queued for
+// the watchdog, or, once Stop has begun, logged at once (logLate). A
+// full queue drops the line and counts it.
+func (t *Tracker) announce(rel *release) {
+	t.stopMu.RLock()
+	if !t.stopped {
+		select {
+		case t.releases <- rel:
+		default:
+			t.dropped.Add(1)
+		}
+		t.stopMu.RUnlock()
+		return
+	}
+	t.stopMu.RUnlock()
+	t.logLate(rel)
+}
+
+// logLate logs a release line after Stop, when there is no watchdog: on
+// a goroutine of its own, waited for stopGrace at most, after which what
+// is still running is counted as dropped. (guard cannot serve: its grace
+// belongs to Stop, which has ended.)
+func (t *Tracker) logLate(rel *release) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer t.recoverPanic()
+		rep, msg, attrs := t.releaseLine(rel)
+		func() {
+			defer t.recoverPanic()
+			t.cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
+		}()
+		if t.cfg.OnReport != nil {
+			t.cfg.OnReport(rep)
+		}
+	}()
+	timer := time.NewTimer(stopGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.dropped.Add(1)
+	}
+}
+
 func (t *Tracker) logRelease(rel *release) {
 	defer t.recoverPanic()
+	rep, msg, attrs := t.releaseLine(rel)
+	t.log(slog.LevelInfo, msg, attrs)
+	t.callback(rep)
+}
+
+// releaseLine builds the report and the line of a release, and counts
+// it.
+func (t *Tracker) releaseLine(rel *release) (Report, string, []slog.Attr) {
 	rep := Report{Released: true, Kind: rel.kind, DBName: t.cfg.DBName, Age: rel.held, Held: rel.held, Threshold: t.Threshold(rel.kind)}
 	t.resolve(&rep, &rel.stack)
 	t.released.Add(1)
 	msg := fmt.Sprintf("sqlwatch: leaked %s released after %s, %s %s", rel.kind.noun(), round(rel.held), rel.kind.verb(), rep.Origin)
-	t.log(slog.LevelInfo, msg, []slog.Attr{
+	return rep, msg, []slog.Attr{
 		slog.String("kind", rep.Kind.String()),
 		slog.String("db_name", rep.DBName),
 		slog.String("origin", rep.Origin),
 		slog.String("func", rep.Func),
 		slog.String("held", round(rel.held).String()),
-	})
-	t.callback(rep)
+	}
 }
 
 func (t *Tracker) log(level slog.Level, msg string, attrs []slog.Attr) {
