@@ -3,11 +3,13 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/driver"
+	"github.com/sqlwatch/sqlwatch/internal/fakedb"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -349,4 +351,60 @@ func TestIdleSessionTimeout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestConnDiesOnceFake: the same rules on a fake driver, without a
+// server: the first bad connection of a held tx is its one death and one
+// report; a bad connection for a statement over open rows is none.
+func TestConnDiesOnceFake(t *testing.T) {
+	ch := make(misuses, 100)
+	c, err := driver.NewConnector(fakedb.New(fakedb.Full).Connector(), driver.WithLogger(discard),
+		driver.WithMisuseFunc(func(m leak.Misuse) { ch <- m }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	ctx := context.Background()
+
+	taken := nextLine()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := nextLine()
+	if _, err := tx.ExecContext(ctx, "BADCONN"); err != sqldriver.ErrBadConn {
+		t.Fatalf("got %v; want driver.ErrBadConn", err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT 1"); err != sqldriver.ErrBadConn {
+		t.Fatalf("got %v; want driver.ErrBadConn", err)
+	}
+	tx.Rollback()
+	k := ch.kills()
+	if len(k) != 1 {
+		t.Fatalf("got %d conn_killed reports; want 1", len(k))
+	}
+	checkMisuse(t, k[0], failing, taken)
+	checkDeaths(t, db, 1, map[string]int64{leak.DeathInTx: 1})
+
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT ROWS 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Next()
+	if _, err := tx.ExecContext(ctx, "BADCONN"); err != sqldriver.ErrBadConn {
+		t.Fatalf("got %v; want driver.ErrBadConn", err)
+	}
+	rows.Close()
+	tx.ExecContext(ctx, "SELECT 1")
+	tx.Rollback()
+	ch.wait(t, leak.MisuseOpenRows)
+	if k := ch.kills(); len(k) > 0 {
+		t.Errorf("conn_killed reported for a statement over open rows: at %s", k[0].Here.Origin)
+	}
+	checkDeaths(t, db, 1, map[string]int64{leak.DeathInTx: 1})
 }
