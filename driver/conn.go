@@ -263,11 +263,12 @@ func (c *conn) used(end int64) {
 func (c *conn) resetSession(ctx context.Context) error {
 	// The checkout is not checked for misuse: the statement it is for
 	// is, and checking both counted one bypass twice.
+	last := c.explained
 	c.endCheckout()
 	c.checkout()
 	err := c.rs.ResetSession(ctx)
 	if err != nil {
-		c.diedIdle(err)
+		c.diedIdle(ctx, err, last)
 	}
 	return err
 }

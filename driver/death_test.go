@@ -231,23 +231,41 @@ func TestConnKilledOnce(t *testing.T) {
 	})
 }
 
-// TestCancelIsNoDeath: a statement or rows abandoned at their context's
-// end make the driver give up the conn (mysql and pgx close it, lib/pq
-// marks it bad), and the tx's next statements fail with a bad
-// connection: that is no kill.
+// TestCancelIsNoDeath: a statement, rows or tx abandoned at their
+// context's end make the driver give up the conn (mysql and pgx close it
+// or leave it inside the transaction, lib/pq marks it bad): the tx's next
+// statements fail with a bad connection, and the pool may find the conn
+// unusable at its next checkout (ResetSession). That is no kill: no
+// conn_killed, no death counted.
 func TestCancelIsNoDeath(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
-		for _, what := range []string{"statement", "rows"} {
+		for _, what := range []string{"statement", "rows", "tx"} {
 			t.Run(what, func(t *testing.T) {
 				db, ch := openMisuse(t, b)
+				db.SetMaxOpenConns(1) // the pool's next statement takes the same conn
 				ctx := context.Background()
-				tx, err := db.BeginTx(ctx, nil)
+				cctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				txCtx := ctx
+				if what == "tx" {
+					txCtx = cctx
+				}
+				tx, err := db.BeginTx(txCtx, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer tx.Rollback()
-				cctx, cancel := context.WithCancel(ctx)
-				if what == "statement" {
+				if what == "rows" {
+					rows, err := tx.QueryContext(cctx, many(b))
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows.Next()
+					cancel()
+					for rows.Next() {
+					}
+					rows.Close()
+				} else {
 					slow := map[string]string{
 						"sqlite":   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
 						"mysql":    "SELECT SLEEP(5)",
@@ -258,20 +276,16 @@ func TestCancelIsNoDeath(t *testing.T) {
 					if _, err := tx.ExecContext(cctx, slow); err == nil {
 						t.Fatal("the cancelled statement succeeded")
 					}
-				} else {
-					rows, err := tx.QueryContext(cctx, many(b))
-					if err != nil {
-						t.Fatal(err)
-					}
-					rows.Next()
-					cancel()
-					for rows.Next() {
-					}
-					rows.Close()
 				}
-				cancel()
-				tx.ExecContext(ctx, "SELECT 1")
-				tx.Rollback()
+				if what == "tx" {
+					waitFor(t, func() bool { return tx.Rollback() == sql.ErrTxDone })
+				} else {
+					tx.ExecContext(ctx, "SELECT 1")
+					tx.Rollback()
+				}
+				if _, err := db.ExecContext(ctx, "SELECT 1"); err != nil {
+					t.Errorf("the pool's next statement: %v", err)
+				}
 				if k := ch.kills(); len(k) > 0 {
 					t.Errorf("conn_killed reported after a cancellation: at %s", k[0].Here.Origin)
 				}

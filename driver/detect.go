@@ -192,10 +192,18 @@ func (c *conn) report(e *leak.MisuseEvent) {
 	c.p.tracker.ReportMisuse(e)
 }
 
-// diedIdle counts a conn found dead when taken out of the pool (its
-// ResetSession failed), once, as failed would.
-func (c *conn) diedIdle(err error) {
-	if !c.explained && metrics.Classify(err) == metrics.ClassBadConn {
+// diedIdle counts a conn found dead when taken out of the pool: its
+// ResetSession failed with err. As in failed, that is no death when it
+// is explained: by the conn's last checkout (lastExplained: the driver
+// gave the conn up then, or its death was counted; pgx, say, refuses a
+// conn left inside a transaction by a cancelled statement), or by ctx,
+// the checkout's, having ended (the driver's liveness check gave up).
+func (c *conn) diedIdle(ctx context.Context, err error, lastExplained bool) {
+	if c.explained || lastExplained || ctx.Err() != nil {
+		c.explained = true
+		return
+	}
+	if metrics.Classify(err) == metrics.ClassBadConn {
 		c.explained = true
 		c.p.tracker.ConnDied(leak.DeathIdle, clock.Since(c.lastUsed))
 	}
