@@ -64,6 +64,12 @@ type conn struct {
 	tx      *tx            // the open transaction on this conn
 	discard bool           // make the next IsValid report false
 
+	// explained is true once a bad connection on the current checkout
+	// would be no news of a server or network kill (see failed): one was
+	// counted already, or the driver had its own reason to give the conn
+	// up.
+	explained bool
+
 	stmts     int                // statements run in the current checkout
 	lastUsed  int64              // when the last statement ended (internal/clock)
 	openStmts map[*stmt]struct{} // prepared statements open on this conn
@@ -196,6 +202,7 @@ func (c *conn) checkout() *leak.Resource {
 	if c.res == nil {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 2)
 		c.stmts = 0
+		c.explained = false
 		return c.res
 	}
 	return nil
@@ -256,11 +263,12 @@ func (c *conn) used(end int64) {
 func (c *conn) resetSession(ctx context.Context) error {
 	// The checkout is not checked for misuse: the statement it is for
 	// is, and checking both counted one bypass twice.
+	last := c.explained
 	c.endCheckout()
 	c.checkout()
 	err := c.rs.ResetSession(ctx)
 	if err != nil {
-		c.diedIdle(err)
+		c.diedIdle(ctx, err, last)
 	}
 	return err
 }

@@ -113,6 +113,9 @@ func (x *txIndex) with(g int64, c *conn, f func(*leak.Resource)) {
 // its own tx, and statements issued over open rows.
 func (c *conn) check(query string) {
 	p := c.p
+	if c.openRows > 0 {
+		c.explained = true // the driver may refuse or lose the conn: see failed
+	}
 	if c.openRows > 0 && p.detect&(detectConcurrent|detectOpenRows) != 0 {
 		g := goid.Get()
 		kind, on := leak.MisuseOpenRows, p.detect&detectOpenRows != 0
@@ -136,15 +139,27 @@ func (c *conn) check(query string) {
 // failed runs after a driver call on c returned err (not ErrSkip): lock
 // conflicts, and conns that died.
 //
-// A bad connection while ctx (or, for a tx, its context) has ended is the
-// driver giving up on a cancelled statement, not a dead server session:
-// it is not reported as conn_killed.
+// A conn dies once: the first bad connection of a checkout is counted
+// (tracker.ConnDied) and, for a held conn, reported as conn_killed; the
+// bad connections after it on the same checkout (the deferred Rollback
+// of a killed tx) are its echoes, neither counted nor reported. And a
+// bad connection is a death only when the server or the network killed
+// the conn, not when the driver had its own reason to give it up:
+//   - a statement or rows of this checkout ended with their context (or
+//     the tx's): drivers close the conn of a cancelled statement
+//     (go-sql-driver/mysql, pgx) or mark it bad (lib/pq);
+//   - a statement of this checkout was issued over open rows:
+//     go-sql-driver/mysql's "busy buffer" and pgx's "conn busy" reach
+//     database/sql as driver.ErrBadConn, and a MySQL conn whose protocol
+//     went out of sync is closed by the driver ("invalid connection").
+//
+// The concurrent or open_rows report names that misuse instead.
 func (c *conn) failed(ctx context.Context, err error, query string) {
 	p := c.p
-	cl := metrics.Classify(err)
-	if cl == metrics.ClassBadConn && (ctx.Err() != nil || (c.tx != nil && c.tx.begin.Err() != nil)) {
-		return
+	if ctx.Err() != nil || (c.tx != nil && c.tx.begin.Err() != nil) {
+		c.explained = true
 	}
+	cl := metrics.Classify(err)
 	switch {
 	case cl.IsLock() && p.detect&detectLock != 0:
 		e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()}
@@ -152,7 +167,8 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 			e.Self = c.tx.res
 		}
 		c.report(e)
-	case cl == metrics.ClassBadConn:
+	case cl == metrics.ClassBadConn && !c.explained:
+		c.explained = true
 		idle := clock.Since(c.lastUsed)
 		state := leak.DeathIdle
 		holder := c.res
@@ -176,9 +192,19 @@ func (c *conn) report(e *leak.MisuseEvent) {
 	c.p.tracker.ReportMisuse(e)
 }
 
-// diedIdle counts a conn found dead when taken out of the pool.
-func (c *conn) diedIdle(err error) {
+// diedIdle counts a conn found dead when taken out of the pool: its
+// ResetSession failed with err. As in failed, that is no death when it
+// is explained: by the conn's last checkout (lastExplained: the driver
+// gave the conn up then, or its death was counted; pgx, say, refuses a
+// conn left inside a transaction by a cancelled statement), or by ctx,
+// the checkout's, having ended (the driver's liveness check gave up).
+func (c *conn) diedIdle(ctx context.Context, err error, lastExplained bool) {
+	if c.explained || lastExplained || ctx.Err() != nil {
+		c.explained = true
+		return
+	}
 	if metrics.Classify(err) == metrics.ClassBadConn {
+		c.explained = true
 		c.p.tracker.ConnDied(leak.DeathIdle, clock.Since(c.lastUsed))
 	}
 }

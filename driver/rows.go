@@ -64,6 +64,9 @@ func (r *rows) Close() error {
 	} else {
 		err = r.inner.Close()
 	}
+	if r.c != nil && r.ctx.Err() != nil {
+		r.c.explained = true // rows abandoned at their context's end: see conn.failed
+	}
 	res := r.res
 	r.p.tracker.Close(res)
 	r.res = nil // recycled

@@ -142,7 +142,10 @@ func fromSQLState(code, msg string) (Class, bool) {
 		return ClassCanceled, true
 	case code == "25P03": // idle_in_transaction_session_timeout
 		return ClassBadConn, true
-	case strings.HasPrefix(code, "08"), code == "57P01", code == "57P02", code == "57P03":
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "57P0"):
+		// connection_exception; operator intervention that ends the
+		// session: admin_shutdown, crash_shutdown, cannot_connect_now,
+		// database_dropped, idle_session_timeout.
 		return ClassBadConn, true
 	case strings.HasPrefix(code, "23"):
 		return ClassConstraint, true

@@ -44,3 +44,31 @@ func TestClassify(t *testing.T) {
 	f(errors.New("something"), "other")
 	f(nil, "other")
 }
+
+// TestClassifySQLState: every SQLSTATE that ends the session is bad_conn,
+// from lib/pq's and pgx's error types alike, bare or wrapped: class 08
+// (connection_exception), 57P01-57P05 (admin_shutdown, crash_shutdown,
+// cannot_connect_now, database_dropped, idle_session_timeout) and 25P03
+// (idle_in_transaction_session_timeout). Neighbouring codes are not.
+func TestClassifySQLState(t *testing.T) {
+	f := func(code, want string) {
+		t.Helper()
+		for _, err := range []error{
+			&pq.Error{Code: pq.ErrorCode(code)},
+			&pgconn.PgError{Code: code},
+			fmt.Errorf("query: %w", &pgconn.PgError{Code: code}),
+		} {
+			if got := metrics.Classify(err).String(); got != want {
+				t.Errorf("Classify(%T %s) = %s; want %s", err, code, got, want)
+			}
+		}
+	}
+	for _, code := range []string{"08000", "08001", "08003", "08004", "08006", "08007", "08P01",
+		"57P01", "57P02", "57P03", "57P04", "57P05", "25P03"} {
+		f(code, "bad_conn")
+	}
+	f("57000", "other") // operator_intervention: the session goes on
+	f("53300", "other") // too_many_connections
+	f("25P02", "other") // in_failed_sql_transaction
+	f("57014", "canceled")
+}
