@@ -28,11 +28,35 @@ func openStmts(tb testing.TB, db *sql.DB, n int) {
 }
 
 // BenchmarkPage20k serves the live page with 20,000 open statements in one
-// pool: its time per request and its size ("bytes/page"), as JSON, as HTML
-// and for a HEAD request.
+// pool, opened at one line ("one_line") or spread over 120 lines
+// ("120_origins"): its time per request and its size ("bytes/page"), as
+// JSON, as HTML and for a HEAD request, with the default limit.
 func BenchmarkPage20k(b *testing.B) {
-	db := openPool(b, "page-bench")
-	openStmts(b, db, 20_000)
+	b.Run("one_line", func(b *testing.B) {
+		db := openPool(b, "page-bench")
+		openStmts(b, db, 20_000)
+		benchPage(b)
+	})
+	b.Run("120_origins", func(b *testing.B) {
+		db := openPool(b, "page-bench-origins")
+		stmts := make([]*sql.Stmt, 0, 20_000)
+		b.Cleanup(func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		})
+		for i := range 20_000 {
+			st, err := stmtOpeners[i%len(stmtOpeners)](db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stmts = append(stmts, st)
+		}
+		benchPage(b)
+	})
+}
+
+func benchPage(b *testing.B) {
 	for _, bc := range []struct{ name, method, target string }{
 		{"json", "GET", "/debug/sqlwatch?format=json"},
 		{"html", "GET", "/debug/sqlwatch"},
