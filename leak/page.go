@@ -331,7 +331,13 @@ func describePool(t *Tracker, limit int) poolJSON {
 		p.Open[g.oldest.kind.String()] += g.count
 		p.total += g.count
 	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].start < sorted[j].start })
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		return a.oldest.kind < b.oldest.kind // a tx before the conn it holds
+	})
 
 	rows := map[rowKey]int{} // index in p.Resources
 	for i, g := range sorted {
