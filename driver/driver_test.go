@@ -394,3 +394,59 @@ func TestDriverOpenUsesThePoolsTracker(t *testing.T) {
 		}
 	}
 }
+
+// panicCloseInterceptor closes the driver's statement, then panics.
+type panicCloseInterceptor struct{ sqlmw.NullInterceptor }
+
+func (panicCloseInterceptor) StmtClose(ctx context.Context, s sqldriver.Stmt) error {
+	s.Close()
+	panic("StmtClose interceptor panics")
+}
+
+// A StmtClose interceptor that panics: the panic reaches the application
+// unchanged, and the statement, closed as far as database/sql knows, is
+// no longer tracked, while its conn stays open in the pool.
+func TestStmtCloseInterceptorPanics(t *testing.T) {
+	c, err := driver.NewConnector(fakedb.New(fakedb.Full).Connector(), quiet(), driver.WithInterceptor(panicCloseInterceptor{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tr := driver.TrackerOf(db)
+	st, err := db.Prepare("SELECT 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.OpenCount(leak.KindStmt); n != 1 {
+		t.Fatalf("%d stmt tracked after Prepare; want 1", n)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "StmtClose interceptor panics" {
+				t.Errorf("recovered %v; want the interceptor's panic", r)
+			}
+		}()
+		st.Close()
+	}()
+	if n := db.Stats().OpenConnections; n != 1 {
+		t.Fatalf("%d conns open; want the stmt's conn, still open", n)
+	}
+	if n := tr.OpenCount(leak.KindStmt); n != 0 {
+		t.Errorf("%d stmt still tracked after Stmt.Close panicked; want 0 (database/sql counts it closed)", n)
+	}
+	// The pool goes on, and closing the conn later does not trip on the
+	// statement.
+	if _, err := db.Exec("INSERT x", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range leak.Kinds {
+		if n := tr.OpenCount(k); n != 0 {
+			t.Errorf("%d %s tracked after DB.Close", n, k)
+		}
+	}
+}

@@ -69,22 +69,24 @@ func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *l
 }
 
 // forget stops tracking s (database/sql serializes it with the conn's
-// other calls).
+// other calls). It may run more than once: only the first does anything.
 func (s *stmt) forget() {
 	delete(s.c.openStmts, s)
 	s.c.p.tracker.Close(s.res)
 	s.res = nil // recycled
 }
 
+// Close closes the driver's statement and stops tracking s, even when
+// the interceptor's StmtClose panics: database/sql marks the statement
+// closed before calling Close and never calls it again, so a statement
+// still tracked would stay open until its conn closes. The panic goes on
+// to the application.
 func (s *stmt) Close() error {
-	var err error
+	defer s.forget()
 	if ic := s.c.p.ic; ic != nil {
-		err = ic.StmtClose(s.ctx, s.inner)
-	} else {
-		err = s.inner.Close()
+		return ic.StmtClose(s.ctx, s.inner)
 	}
-	s.forget()
-	return err
+	return s.inner.Close()
 }
 
 func (s *stmt) NumInput() int { return s.inner.NumInput() }

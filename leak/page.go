@@ -10,18 +10,28 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/sqlwatch/sqlwatch/stack"
 )
 
-// maxRefresh bounds the page's ?refresh=N, in seconds.
-const maxRefresh = 3600
+// The page's bounds.
+const (
+	maxRefresh   = 3600  // ?refresh=N, in seconds
+	defaultLimit = 100   // rows listed per pool without ?limit=N
+	maxLimit     = 10000 // ?limit=N
+	maxStacks    = 1000  // distinct call stacks symbolized per pool
+)
 
 // Handler returns an http.Handler serving a live page of every pool opened
 // through sqlwatch and not yet closed ([Trackers]), sorted by name: the
 // pool's figures (open resources and threshold per kind, the counters of
-// [Tracker.Stats]) and every open resource, oldest first, with its kind,
-// age, origin, function, goroutine, statement count, last statement
-// (truncated, never argument values) and stack. Nothing is served unless
-// the handler is mounted:
+// [Tracker.Stats]) and its open resources grouped by origin, oldest first.
+// Resources of one kind opened at the same line (the same origin and
+// function, and alike in being held under a tx or rows) make one row with
+// their count, described by the oldest of them: its age, origin, function,
+// goroutine, statement count, last statement (truncated, never argument
+// values) and stack. Nothing is served unless the handler is mounted:
 //
 //	mux.Handle("/debug/sqlwatch", leak.Handler())
 //
@@ -29,11 +39,21 @@ const maxRefresh = 3600
 // only where net/http/pprof would be served, behind the same protection
 // (an admin listener, authentication); never on a public address.
 //
-// It answers GET and HEAD. The page is HTML for people, readable without
-// JavaScript: each resource's stack is in a <details> element, and
-// ?refresh=N (seconds, 1 to 3600; 0 is off) makes the browser reload it
-// every N seconds. ?format=json, or an Accept header that asks for
-// application/json and not text/html, selects JSON for tools:
+// Its cost is bounded: each pool lists at most ?limit=N rows (1 to
+// 10000, default 100), the oldest, and says how many there are in all;
+// stacks are symbolized once per distinct call stack, and at most 1000
+// distinct call stacks per pool (the oldest first): resources on further
+// ones are counted as "unresolved", not listed. The counts of open
+// resources per kind always cover them all.
+//
+// It answers GET and HEAD; HEAD checks the parameters and answers with
+// the headers alone, without reading the pools. The page is HTML for
+// people, readable without JavaScript: each row's stack is in a
+// <details> element, SQL text is shown without control characters or
+// invalid UTF-8, and ?refresh=N (seconds, 1 to 3600; 0 is off) makes the
+// browser reload it every N seconds. ?format=json, or an Accept header
+// that asks for application/json and not text/html, selects JSON for
+// tools:
 //
 //	{
 //	  "time": "2026-01-02T15:04:05.123Z",  // when the page was made (RFC 3339)
@@ -43,8 +63,12 @@ const maxRefresh = 3600
 //	    "thresholds": {"tx": "2s", "conn": "2s", "rows": "2s", "stmt": "0s"},  // "0s": not reported
 //	    "stats": {"reported": 1, "reported_by_kind": {"tx": 1, "conn": 0, "rows": 0, "stmt": 0},
 //	              "released": 0, "suppressed": 0, "dropped": 0, "panics": 0, "pool_alerts": 0},
-//	    "resources": [{                     // oldest first
+//	    "groups": 2,                        // rows in all; the oldest "limit" are listed
+//	    "limit": 100,
+//	    "unresolved": 0,                    // open resources past the symbolization bound, not listed
+//	    "resources": [{                     // one row per origin, oldest first
 //	      "kind": "tx",                     // tx, conn, rows or stmt
+//	      "count": 1,                       // open resources in the row; the rest describes the oldest
 //	      "opened": "2026-01-02T15:04:02.6Z", // on the pool's clock
 //	      "age": "2.5s",                    // rounded Go duration
 //	      "age_seconds": 2.5,
@@ -79,7 +103,12 @@ type (
 		Open       map[string]int    `json:"open"`
 		Thresholds map[string]string `json:"thresholds"`
 		Stats      statsJSON         `json:"stats"`
+		Groups     int               `json:"groups"`
+		Limit      int               `json:"limit"`
+		Unresolved int               `json:"unresolved"`
 		Resources  []resourceJSON    `json:"resources"`
+
+		total int // open resources, for sorting
 	}
 	statsJSON struct {
 		Reported       int64            `json:"reported"`
@@ -92,6 +121,7 @@ type (
 	}
 	resourceJSON struct {
 		Kind       string    `json:"kind"`
+		Count      int       `json:"count"`
 		Opened     time.Time `json:"opened"`
 		Age        string    `json:"age"`
 		AgeSeconds float64   `json:"age_seconds"`
@@ -138,28 +168,41 @@ func (pageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		refresh = n
 	}
+	limit := defaultLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			http.Error(w, "sqlwatch: limit must be a whole number of rows from 1 to "+strconv.Itoa(maxLimit), http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	if asJSON {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	} else {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+	}
+	if r.Method == http.MethodHead {
+		return // the headers alone: the pools are not read
+	}
 
-	page := buildPage()
+	page := buildPage(limit)
 	var buf bytes.Buffer
+	var err error
 	if asJSON {
 		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(page); err != nil {
-			http.Error(w, "sqlwatch: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		h.Set("Content-Type", "application/json; charset=utf-8")
+		err = enc.Encode(page)
 	} else {
-		if err := pageTemplate.Execute(&buf, htmlPage{pageJSON: page, Refresh: refresh}); err != nil {
-			http.Error(w, "sqlwatch: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		h.Set("Content-Type", "text/html; charset=utf-8")
+		err = pageTemplate.Execute(&buf, htmlPage{pageJSON: page, Refresh: refresh, LimitSet: limit != defaultLimit, Limit: limit})
+	}
+	if err != nil {
+		h.Del("Content-Type")
+		http.Error(w, "sqlwatch: "+err.Error(), http.StatusInternalServerError)
+		return
 	}
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
-	}
+	w.Write(buf.Bytes())
 }
 
 // wantsJSON reports whether an Accept header asks for JSON and not HTML.
@@ -182,29 +225,81 @@ func wantsJSON(accept []string) bool {
 	return js && !html
 }
 
-// buildPage reads every live pool.
-func buildPage() pageJSON {
+// buildPage reads every live pool, listing at most limit rows of each.
+func buildPage(limit int) pageJSON {
 	trackers := Trackers()
 	page := pageJSON{Time: time.Now(), Pools: make([]poolJSON, 0, len(trackers))}
 	for _, t := range trackers {
-		page.Pools = append(page.Pools, describePool(t))
+		page.Pools = append(page.Pools, describePool(t, limit))
 	}
 	sort.SliceStable(page.Pools, func(i, j int) bool {
 		a, b := &page.Pools[i], &page.Pools[j]
 		if a.DBName != b.DBName {
 			return a.DBName < b.DBName
 		}
-		return len(a.Resources) > len(b.Resources)
+		return a.total > b.total
 	})
 	return page
 }
 
-func describePool(t *Tracker) poolJSON {
-	var covered []bool // parallel to the snapshots: collect keeps pick's order
-	snaps := t.collect(func(r *Resource) bool {
-		covered = append(covered, r.covered())
-		return true
-	})
+// stackKey groups the open resources that share their kind, their call
+// stack and their place under a tx or rows, before any symbolization.
+type stackKey struct {
+	kind          Kind
+	covered, inTx bool
+	n             int
+	pcs           [stack.Depth]uintptr
+}
+
+// stackGroup is the open resources of one stackKey.
+type stackGroup struct {
+	count   int
+	covered bool
+	start   int64 // the oldest's Resource.start
+	oldest  snapshot
+}
+
+// rowKey is what makes one row of the page: resources of one kind from
+// one origin, alike in their place under a tx or rows.
+type rowKey struct {
+	kind          Kind
+	origin, fn    string
+	covered, inTx bool
+}
+
+// groups reads the open resources into stackGroups, copying only the
+// oldest resource of each; it takes each shard's lock in turn.
+func (t *Tracker) groups() map[stackKey]*stackGroup {
+	m := map[stackKey]*stackGroup{}
+	var k stackKey
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for r := s.head; r != nil; r = r.next {
+			pcs := r.stack.PCs()
+			k.kind, k.n = r.kind, len(pcs)
+			k.covered = r.covered()
+			k.inTx = r.inTxLocked || r.flags.Load()&flagInTx != 0
+			copy(k.pcs[:], pcs)
+			clear(k.pcs[len(pcs):])
+			g := m[k]
+			switch {
+			case g == nil:
+				m[k] = &stackGroup{count: 1, covered: k.covered, start: r.start, oldest: r.snapshot()}
+			case r.start < g.start:
+				g.count++
+				g.start, g.oldest = r.start, r.snapshot()
+			default:
+				g.count++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return m
+}
+
+func describePool(t *Tracker, limit int) poolJSON {
+	stacks := t.groups()
 	now := t.cfg.Now()
 	st := t.Stats()
 	p := poolJSON{
@@ -220,19 +315,47 @@ func describePool(t *Tracker) poolJSON {
 			Panics:         st.Panics,
 			PoolAlerts:     st.PoolAlerts,
 		},
-		Resources: make([]resourceJSON, 0, len(snaps)),
+		Limit: limit,
 	}
 	for _, k := range Kinds {
 		p.Open[k.String()] = 0
 		p.Thresholds[k.String()] = t.Threshold(k).String()
 		p.Stats.ReportedByKind[k.String()] = st.ReportedByKind[k]
 	}
-	for i := range snaps {
-		s := &snaps[i]
-		rep := t.describe(s, now)
-		p.Open[rep.Kind.String()]++
+
+	// Oldest first: the stacks symbolized, when there are more than
+	// maxStacks, are the oldest resources'.
+	sorted := make([]*stackGroup, 0, len(stacks))
+	for _, g := range stacks {
+		sorted = append(sorted, g)
+		p.Open[g.oldest.kind.String()] += g.count
+		p.total += g.count
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		return a.oldest.kind < b.oldest.kind // a tx before the conn it holds
+	})
+
+	rows := map[rowKey]int{} // index in p.Resources
+	for i, g := range sorted {
+		if i >= maxStacks {
+			p.Unresolved += g.count
+			continue
+		}
+		origin, fn, app := t.origin(&g.oldest.stack)
+		k := rowKey{kind: g.oldest.kind, origin: origin, fn: fn, covered: g.covered, inTx: g.oldest.inTx}
+		if j, ok := rows[k]; ok {
+			p.Resources[j].Count += g.count // sorted: the row's oldest came first
+			continue
+		}
+		rows[k] = len(p.Resources)
+		rep := t.describeResolved(&g.oldest, now, origin, fn, app)
 		p.Resources = append(p.Resources, resourceJSON{
 			Kind:       rep.Kind.String(),
+			Count:      g.count,
 			Opened:     rep.Opened,
 			Age:        round(rep.Age).String(),
 			AgeSeconds: rep.Age.Seconds(),
@@ -242,19 +365,54 @@ func describePool(t *Tracker) poolJSON {
 			Statements: rep.Statements,
 			LastQuery:  rep.LastQuery,
 			Over:       rep.Threshold > 0 && rep.Age > rep.Threshold,
-			Covered:    covered[i],
-			InTx:       s.inTx,
-			Stack:      frameStrings(rep.Stack),
+			Covered:    g.covered,
+			InTx:       g.oldest.inTx,
+			Stack:      frameStrings(app),
 		})
 	}
-	sort.SliceStable(p.Resources, func(i, j int) bool { return p.Resources[i].Opened.Before(p.Resources[j].Opened) })
+	p.Groups = len(p.Resources)
+	if len(p.Resources) > limit {
+		p.Resources = p.Resources[:limit:limit]
+	}
+	if p.Resources == nil {
+		p.Resources = []resourceJSON{}
+	}
 	return p
+}
+
+// origin symbolizes st: its origin ("unknown" when it has no application
+// frame), the origin's function and the application's frames.
+func (t *Tracker) origin(st *stack.Stack) (origin, fn string, app []stack.Frame) {
+	o, app, ok := t.cfg.Filter.Resolve(st)
+	if !ok {
+		return "unknown", "", nil
+	}
+	return o.Location(), o.Function, app
+}
+
+// describeResolved is describe for a snapshot whose stack is resolved.
+func (t *Tracker) describeResolved(s *snapshot, now time.Time, origin, fn string, app []stack.Frame) Report {
+	return Report{
+		Kind:       s.kind,
+		DBName:     t.cfg.DBName,
+		Opened:     s.start,
+		Age:        now.Sub(s.start),
+		Threshold:  t.Threshold(s.kind),
+		Statements: s.statements,
+		LastQuery:  t.sqlText(s.lastQuery),
+		Goroutine:  s.goid,
+		Origin:     origin,
+		Func:       fn,
+		Stack:      app,
+	}
 }
 
 // htmlPage is what the HTML template sees.
 type htmlPage struct {
 	pageJSON
-	Refresh int
+	Refresh  int
+	LimitSet bool // ?limit= differs from the default: links keep it
+	Limit    int
 }
 
 // Kinds lists the kind names in order, for the template's tables.
@@ -266,10 +424,49 @@ func (htmlPage) Kinds() []string {
 	return out
 }
 
+// MaxLimit and MaxStacks are the page's bounds, for its text.
+func (htmlPage) MaxLimit() int  { return maxLimit }
+func (htmlPage) MaxStacks() int { return maxStacks }
+
+// Total is the number of the pool's open resources.
+func (p poolJSON) Total() int { return p.total }
+
 // RefreshChoices are the auto-refresh links offered.
 func (htmlPage) RefreshChoices() []int { return []int{0, 2, 5, 10, 30} }
 
-var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// printable returns s without control characters (tabs and line breaks
+// become spaces), Unicode bidirectional controls or invalid UTF-8: SQL
+// text is the application's, and may hold anything.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, unprintable) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, c := range s {
+		switch {
+		case c == utf8.RuneError:
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 3 {
+				b.WriteRune(c) // a U+FFFD written out in the text
+			}
+		case c == '\t' || c == '\n' || c == '\r':
+			b.WriteByte(' ')
+		case !unprintable(c):
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// unprintable reports whether c is a control character (C0, DEL, C1) or
+// a Unicode bidirectional control, which can reorder the text shown.
+func unprintable(c rune) bool {
+	return c < 0x20 || c >= 0x7f && c < 0xa0 ||
+		c >= 0x202a && c <= 0x202e || c >= 0x2066 && c <= 0x2069 ||
+		c == 0x200e || c == 0x200f || c == 0x061c
+}
+
+var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{"printable": printable}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -299,15 +496,15 @@ nav a { margin-right: .6em; }
 <p class="muted">As of {{.Time.Format "2006-01-02 15:04:05.000 MST"}}; {{len .Pools}} pool(s).
 This page shows SQL text: serve it only behind the protection you give net/http/pprof.</p>
 <nav>Auto-refresh:{{range .RefreshChoices}}
-{{if eq . $.Refresh}}<strong>{{if .}}{{.}}s{{else}}off{{end}}</strong>{{else}}<a href="?refresh={{.}}">{{if .}}{{.}}s{{else}}off{{end}}</a>{{end}}{{end}}
-| <a href="?format=json">JSON</a></nav>
+{{if eq . $.Refresh}}<strong>{{if .}}{{.}}s{{else}}off{{end}}</strong>{{else}}<a href="?refresh={{.}}{{if $.LimitSet}}&amp;limit={{$.Limit}}{{end}}">{{if .}}{{.}}s{{else}}off{{end}}</a>{{end}}{{end}}
+| <a href="?format=json{{if $.LimitSet}}&amp;limit={{$.Limit}}{{end}}">JSON</a></nav>
 {{- if not .Pools}}
 <p>No pool opened through sqlwatch is open.</p>
 {{- end}}
 {{- range .Pools}}
 {{- $pool := .}}
 <section class="pool">
-<h2>Pool <code>{{.DBName}}</code></h2>
+<h2>Pool <code>{{printable .DBName}}</code></h2>
 <table class="figures">
 <tr><th>kind</th>{{range $.Kinds}}<th>{{.}}</th>{{end}}</tr>
 <tr><th>open</th>{{range $.Kinds}}<td class="num">{{index $pool.Open .}}</td>{{end}}</tr>
@@ -317,21 +514,27 @@ This page shows SQL text: serve it only behind the protection you give net/http/
 <p class="muted">Leak reports {{.Stats.Reported}}, released {{.Stats.Released}}, suppressed {{.Stats.Suppressed}},
 dropped {{.Stats.Dropped}}, pool alerts {{.Stats.PoolAlerts}}, panics recovered {{.Stats.Panics}}.</p>
 {{- if .Resources}}
+<p class="listed">{{.Total}} open resource(s) in {{.Groups}} row(s), one per kind and origin
+{{- if gt .Groups (len .Resources)}}; the oldest {{len .Resources}} shown (?limit=N shows up to N, at most {{$.MaxLimit}}){{end}}
+{{- if .Unresolved}}; {{.Unresolved}} more on call stacks past the first {{$.MaxStacks}}, not listed{{end}}.</p>
 <table class="resources">
-<tr><th>kind</th><th>age</th><th>origin</th><th>goroutine</th><th>statements</th><th>last statement</th><th>stack</th></tr>
+<tr><th>kind</th><th>count</th><th>age</th><th>origin</th><th>goroutine</th><th>statements</th><th>last statement</th><th>stack</th></tr>
 {{- range .Resources}}
 <tr class="resource {{.Kind}}{{if .Over}} old{{end}}">
 <td class="kind">{{.Kind}}{{if .Covered}}<br><span class="muted">under {{if .InTx}}a tx{{else}}rows{{end}}</span>{{end}}</td>
+<td class="num count">{{.Count}}</td>
 <td class="num" title="opened {{.Opened.Format "15:04:05.000"}}">{{.Age}}</td>
-<td class="origin"><code>{{.Origin}}</code><br><span class="muted">{{.Func}}</span></td>
+<td class="origin"><code>{{printable .Origin}}</code><br><span class="muted">{{printable .Func}}</span></td>
 <td class="num">{{.Goroutine}}</td>
 <td class="num">{{if or (eq .Kind "tx") (eq .Kind "conn")}}{{.Statements}}{{end}}</td>
-<td><code>{{.LastQuery}}</code></td>
-<td><details><summary>{{len .Stack}} frame(s)</summary><pre>{{range .Stack}}{{.}}
+<td><code>{{printable .LastQuery}}</code></td>
+<td><details><summary>{{len .Stack}} frame(s)</summary><pre>{{range .Stack}}{{printable .}}
 {{end}}</pre></details></td>
 </tr>
 {{- end}}
 </table>
+{{- else if .Unresolved}}
+<p>{{.Unresolved}} open resource(s) on call stacks past the first {{$.MaxStacks}}, not listed.</p>
 {{- else}}
 <p>Nothing open.</p>
 {{- end}}

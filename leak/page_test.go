@@ -1,6 +1,7 @@
 package leak_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -79,8 +80,12 @@ type pageDoc struct {
 			Panics         int64            `json:"panics"`
 			PoolAlerts     int64            `json:"pool_alerts"`
 		} `json:"stats"`
-		Resources []struct {
+		Groups     int `json:"groups"`
+		Limit      int `json:"limit"`
+		Unresolved int `json:"unresolved"`
+		Resources  []struct {
 			Kind          string    `json:"kind"`
+			Count         int       `json:"count"`
 			Opened        time.Time `json:"opened"`
 			Age           string    `json:"age"`
 			AgeSeconds    float64   `json:"age_seconds"`
@@ -164,15 +169,15 @@ func TestPageJSON(t *testing.T) {
 		if len(p.Stats.ReportedByKind) != 4 || p.Stats.Reported != 0 {
 			t.Errorf("stats: %+v", p.Stats)
 		}
-		if len(p.Resources) != 2 {
-			t.Fatalf("resources: %+v; want the tx and its conn", p.Resources)
+		if len(p.Resources) != 2 || p.Groups != 2 || p.Limit != 100 || p.Unresolved != 0 {
+			t.Fatalf("resources: %+v, groups %d, limit %d, unresolved %d; want the tx and its conn, 2, 100, 0", p.Resources, p.Groups, p.Limit, p.Unresolved)
 		}
 		for i, r := range p.Resources {
 			if i > 0 && r.Opened.Before(p.Resources[i-1].Opened) {
 				t.Error("resources not oldest first")
 			}
 			if r.Origin != origin || r.Func != "github.com/sqlwatch/sqlwatch/leak_test.TestPageJSON" ||
-				r.Goroutine == 0 || r.Statements != 2 || r.LastQuery != "UPDATE items SET n = 1" ||
+				r.Count != 1 || r.Goroutine == 0 || r.Statements != 2 || r.LastQuery != "UPDATE items SET n = 1" ||
 				len(r.Stack) == 0 || r.Stack[0] != r.Func+" "+origin || r.OverThreshold ||
 				r.AgeSeconds < 0 || r.Age == "" || time.Since(r.Opened) > time.Minute {
 				t.Errorf("resource %d: %+v", i, r)
@@ -293,5 +298,215 @@ func TestPageEmpty(t *testing.T) {
 	}
 	if body := get(t, "GET", "/").Body.String(); !strings.Contains(body, "No pool opened through sqlwatch is open.") {
 		t.Errorf("empty page:\n%s", body)
+	}
+}
+
+// poolNamed returns the pool named name on the page.
+func poolNamed(t *testing.T, doc pageDoc, name string) int {
+	t.Helper()
+	for i, p := range doc.Pools {
+		if p.DBName == name {
+			return i
+		}
+	}
+	t.Fatalf("no pool %q on the page", name)
+	return -1
+}
+
+// Resources of one kind opened at one line are one row, with their count
+// and the oldest's details.
+func TestPageGroupsByOrigin(t *testing.T) {
+	db := openPool(t, "page-group")
+	openStmts(t, db, 500)
+	origin := nextLine()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+
+	doc := decodePage(t, get(t, "GET", "/?format=json"))
+	p := doc.Pools[poolNamed(t, doc, "page-group")]
+	if p.Open["stmt"] != 500 || p.Open["tx"] != 1 || p.Open["conn"] != 1 {
+		t.Errorf("open: %v; want 500 stmt, 1 tx, 1 conn", p.Open)
+	}
+	if p.Groups != 3 || len(p.Resources) != 3 {
+		t.Fatalf("groups %d, %d rows; want 3: the statements, the tx, its conn", p.Groups, len(p.Resources))
+	}
+	st := p.Resources[0] // the oldest
+	if st.Kind != "stmt" || st.Count != 500 || !strings.HasPrefix(st.Origin, "leak/page_bench_test.go:") ||
+		st.Func != "github.com/sqlwatch/sqlwatch/leak_test.openStmts" || len(st.Stack) == 0 {
+		t.Errorf("statements' row: %+v; want stmt, count 500, from openStmts", st)
+	}
+	for _, r := range p.Resources[1:] {
+		if (r.Kind != "tx" && r.Kind != "conn") || r.Count != 1 || r.Origin != origin {
+			t.Errorf("row %+v; want the tx or its conn, count 1, at %s", r, origin)
+		}
+	}
+
+	body := get(t, "GET", "/").Body.String()
+	for _, want := range []string{
+		`<td class="num count">500</td>`,
+		"502 open resource(s) in 3 row(s), one per kind and origin.",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
+// ?limit=N lists the N oldest rows of each pool, 100 by default, and the
+// page says how many there are.
+func TestPageLimit(t *testing.T) {
+	db := openPool(t, "page-limit")
+	var stmts []*sql.Stmt
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	for _, open := range stmtOpeners {
+		st, err := open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, st)
+	}
+	n := len(stmtOpeners)
+	all := decodePage(t, get(t, "GET", "/?format=json&limit=10000"))
+	pa := all.Pools[poolNamed(t, all, "page-limit")]
+	if pa.Groups != n || len(pa.Resources) != n || pa.Limit != 10000 {
+		t.Fatalf("limit=10000: groups %d, %d rows, limit %d; want %d, %d, 10000", pa.Groups, len(pa.Resources), pa.Limit, n, n)
+	}
+	origins := map[string]bool{}
+	for i, r := range pa.Resources {
+		origins[r.Origin] = true
+		if r.Count != 1 || i > 0 && r.Opened.Before(pa.Resources[i-1].Opened) {
+			t.Errorf("row %d: %+v; want count 1, oldest first", i, r)
+		}
+	}
+	if len(origins) != n {
+		t.Errorf("%d origins; want %d", len(origins), n)
+	}
+	f := func(target string, want int) {
+		t.Helper()
+		doc := decodePage(t, get(t, "GET", target))
+		p := doc.Pools[poolNamed(t, doc, "page-limit")]
+		if p.Groups != n || len(p.Resources) != want || p.Limit != want || p.Open["stmt"] != n {
+			t.Fatalf("%s: groups %d, %d rows, limit %d, open %v; want %d, %d, %d", target, p.Groups, len(p.Resources), p.Limit, p.Open, n, want, want)
+		}
+		for i, r := range p.Resources {
+			if r.Origin != pa.Resources[i].Origin {
+				t.Errorf("%s: row %d at %s; want the oldest, at %s", target, i, r.Origin, pa.Resources[i].Origin)
+			}
+		}
+	}
+	f("/?format=json", 100)
+	f("/?format=json&limit=5", 5)
+
+	body := get(t, "GET", "/?limit=5&refresh=2").Body.String()
+	for _, want := range []string{
+		"120 open resource(s) in 120 row(s), one per kind and origin; the oldest 5 shown (?limit=N shows up to N, at most 10000).",
+		`<a href="?refresh=0&amp;limit=5">off</a>`,
+		`<a href="?format=json&amp;limit=5">JSON</a>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if got := strings.Count(body, `<td class="num count">`); got < 5 {
+		t.Errorf("%d rows in the HTML page; want at least this pool's 5", got)
+	}
+	for _, bad := range []string{"0", "-1", "10001", "x", "1.5"} {
+		w := get(t, "GET", "/?limit="+bad)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "limit must be a whole number of rows from 1 to 10000") {
+			t.Errorf("limit=%s: %d %q; want 400", bad, w.Code, w.Body.String())
+		}
+	}
+}
+
+// With 20,000 open statements from 120 origins, the page with the default
+// limit stays small.
+func TestPageSizeBound(t *testing.T) {
+	db := openPool(t, "page-size")
+	var stmts []*sql.Stmt
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	for i := range 20_000 {
+		st, err := stmtOpeners[i%len(stmtOpeners)](db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, st)
+	}
+	const bound = 256 << 10
+	for _, target := range []string{"/?format=json", "/"} {
+		w := get(t, "GET", target)
+		if w.Code != http.StatusOK || w.Body.Len() > bound {
+			t.Errorf("GET %s: %d, %d bytes; want 200 and at most %d", target, w.Code, w.Body.Len(), bound)
+		}
+		t.Logf("GET %s: %d bytes", target, w.Body.Len())
+	}
+	doc := decodePage(t, get(t, "GET", "/?format=json"))
+	if p := doc.Pools[poolNamed(t, doc, "page-size")]; p.Open["stmt"] != 20_000 || p.Groups != len(stmtOpeners) || len(p.Resources) != 100 {
+		t.Errorf("open %v, groups %d, %d rows; want 20000 stmt, %d, 100", p.Open, p.Groups, len(p.Resources), len(stmtOpeners))
+	}
+}
+
+// HEAD answers with the headers alone, without reading the pools: its
+// cost does not grow with the resources open.
+func TestPageHeadReadsNothing(t *testing.T) {
+	db := openPool(t, "page-head")
+	openStmts(t, db, 2000)
+	for _, c := range []struct{ target, ct string }{
+		{"/", "text/html; charset=utf-8"},
+		{"/?format=json", "application/json; charset=utf-8"},
+	} {
+		w := get(t, "HEAD", c.target)
+		if w.Code != http.StatusOK || w.Body.Len() != 0 || w.Header().Get("Content-Type") != c.ct {
+			t.Errorf("HEAD %s: %d, %d bytes, %q; want 200, none, %q", c.target, w.Code, w.Body.Len(), w.Header().Get("Content-Type"), c.ct)
+		}
+	}
+	if w := get(t, "HEAD", "/?limit=0"); w.Code != http.StatusBadRequest {
+		t.Errorf("HEAD with limit=0: %d; want 400", w.Code)
+	}
+	h := leak.Handler()
+	req := httptest.NewRequest("HEAD", "/", nil)
+	allocs := testing.AllocsPerRun(20, func() { h.ServeHTTP(httptest.NewRecorder(), req) })
+	if allocs > 100 {
+		t.Errorf("HEAD: %.0f allocations with 2000 statements open; want at most 100 (the pools are not read)", allocs)
+	}
+}
+
+// SQL text in the HTML page has no control characters, no bidirectional
+// controls and no invalid UTF-8; the JSON carries what the application
+// ran.
+func TestPageStripsControls(t *testing.T) {
+	db := openPool(t, "page-controls")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	const q = "SELECT '\x00\x1b[31m\u202eevil\xff\xfe ok\ttab\nline \ufffd kept'"
+	tx.Exec(q)
+
+	body := get(t, "GET", "/").Body.String()
+	const want = "SELECT &#39;[31mevil ok tab line \ufffd kept&#39;"
+	if !strings.Contains(body, want) {
+		t.Errorf("the page lacks %q", want)
+	}
+	for _, bad := range []string{"\x00", "\x1b", "\u202e", "\xff", "\t"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page holds %q", bad)
+		}
+	}
+	doc := decodePage(t, get(t, "GET", "/?format=json"))
+	p := doc.Pools[poolNamed(t, doc, "page-controls")]
+	if len(p.Resources) == 0 || p.Resources[0].LastQuery != string([]rune(q)) {
+		t.Errorf("JSON: %+v; want the statement as run (invalid bytes as U+FFFD)", p.Resources)
 	}
 }
