@@ -68,8 +68,8 @@ type conn struct {
 	lastUsed  int64              // when the last statement ended (internal/clock)
 	openStmts map[*stmt]struct{} // prepared statements open on this conn
 	openRows  int                // rows open on this conn
-	rows      *leak.Resource     // the latest of them
-	rowsGoid  int64              // the goroutine that queried them
+	oldest    *rows              // the open rows, oldest first, linked by rows.newer
+	newest    *rows              // the last of them
 	spareRows rows               // the wrapper of the next rows, when not busy
 	spareRes  leak.Resource      // and its resource
 	spareBusy bool
