@@ -124,27 +124,30 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 
 // connectForCaller reports whether database/sql's (*DB).conn, which
 // hands the new conn to its own caller, is on the calling goroutine's
-// stack, before its opener ((*DB).openNewConnection). It symbolizes the
-// stack: called only by Connect, which dials a connection anyway. Any
-// other caller (a connector wrapped around this one and called
-// elsewhere) gets false: the first use starts the checkout, as for the
-// opener's conns.
+// stack, before its opener ((*DB).openNewConnection). Called only by
+// Connect, which dials a connection anyway; it looks up function names
+// without symbolizing files and lines, and does not allocate. Any other
+// caller (a connector wrapped around this one and called elsewhere) gets
+// false: the first use starts the checkout, as for the opener's conns.
 func connectForCaller() bool {
 	var pcs [32]uintptr
 	n := runtime.Callers(3, pcs[:])
-	frames := runtime.CallersFrames(pcs[:n])
-	for {
-		f, more := frames.Next()
-		switch f.Function {
+	for _, pc := range pcs[:n] {
+		// pc is a return address: pc-1 is in the call. For a call
+		// inlined into its caller, FuncForPC names the innermost
+		// function.
+		f := runtime.FuncForPC(pc - 1)
+		if f == nil {
+			continue
+		}
+		switch f.Name() {
 		case "database/sql.(*DB).conn":
 			return true
 		case "database/sql.(*DB).openNewConnection", "database/sql.(*DB).connectionOpener":
 			return false
 		}
-		if !more {
-			return false
-		}
 	}
+	return false
 }
 
 // Driver returns the wrapped driver, bound to this pool.
