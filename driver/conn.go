@@ -74,8 +74,8 @@ type conn struct {
 	lastUsed  int64              // when the last statement ended (internal/clock)
 	openStmts map[*stmt]struct{} // prepared statements open on this conn
 	openRows  int                // rows open on this conn
-	rows      *leak.Resource     // the latest of them
-	rowsGoid  int64              // the goroutine that queried them
+	oldest    *rows              // the open rows, oldest first, linked by rows.newer
+	newest    *rows              // the last of them
 	spareRows rows               // the wrapper of the next rows, when not busy
 	spareRes  leak.Resource      // and its resource
 	spareBusy bool
@@ -144,7 +144,9 @@ type (
 	}
 )
 
-func newConn(ci driver.Conn, p *pool) driver.Conn {
+// newConn wraps ci: it returns the wrapper and the conn type that claims
+// the interfaces ci has.
+func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
 	if ec, ok := ci.(driver.ExecerContext); ok {
 		c.ec = ec
@@ -175,29 +177,31 @@ func newConn(ci driver.Conn, p *pool) driver.Conn {
 	e, q := c.ec != nil, c.qc != nil
 	switch {
 	case e && q && hasR:
-		return &connEQR{c, execer{c}, queryer{c}, resetter{c}}
+		return c, &connEQR{c, execer{c}, queryer{c}, resetter{c}}
 	case e && q:
-		return &connEQ{c, execer{c}, queryer{c}}
+		return c, &connEQ{c, execer{c}, queryer{c}}
 	case e && hasR:
-		return &connER{c, execer{c}, resetter{c}}
+		return c, &connER{c, execer{c}, resetter{c}}
 	case q && hasR:
-		return &connQR{c, queryer{c}, resetter{c}}
+		return c, &connQR{c, queryer{c}, resetter{c}}
 	case e:
-		return &connE{c, execer{c}}
+		return c, &connE{c, execer{c}}
 	case q:
-		return &connQ{c, queryer{c}}
+		return c, &connQ{c, queryer{c}}
 	case hasR:
-		return &connR{c, resetter{c}}
+		return c, &connR{c, resetter{c}}
 	}
-	return c
+	return c, c
 }
 
 // checkout marks the conn as checked out by the calling goroutine, unless
-// it is already. database/sql gives no sign when it hands a brand-new
-// conn to a caller or a waiter, so the first use counts. It returns the
-// new checkout's resource, or nil when the conn was checked out before
-// this call, so that a tx or rows opened by the same call can share its
-// stack.
+// it is already. It is called by Connect for a conn that database/sql
+// hands to Connect's caller, by resetSession for a used conn taken from
+// the pool, and by every statement: database/sql gives no sign when its
+// opener goroutine's new conn reaches a waiter or leaves the idle pool for
+// the first time, so there the first use counts. It returns the new
+// checkout's resource, or nil when the conn was checked out before this
+// call, so that a tx or rows opened by the same call can share its stack.
 func (c *conn) checkout() *leak.Resource {
 	if c.res == nil {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 2)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"path"
+	"runtime"
 	"strings"
 	"time"
 
@@ -93,10 +94,14 @@ func (d *wrappedDriver) newConnector(c driver.Connector, fallbackName string) (d
 	return &connector{inner: c, driver: &poolDriver{wrappedDriver: d, pool: p}, pool: p}, nil
 }
 
-// Connect opens a conn through the inner connector. Connect does not mark
-// a checkout: database/sql also calls it on its opener goroutine for
-// conns that go to the idle pool or to a waiter, so the checkout starts
-// at the conn's first use instead.
+// Connect opens a conn through the inner connector. database/sql calls it
+// on the goroutine that checks a conn out ((*DB).conn: a statement, a
+// BeginTx, DB.Conn or a ping with the pool under its limit), and on its
+// opener goroutine for a conn that goes to a waiter or to the idle pool.
+// In the first case the checkout starts here, with the caller's stack:
+// a *sql.Conn taken on a brand-new conn and never used is then tracked
+// like any other. In the second the conn is not checked out: the
+// checkout starts at its first use (see conn.checkout).
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var (
 		ci  driver.Conn
@@ -110,7 +115,39 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(ci, c.pool), nil
+	cn, dc := newConn(ci, c.pool)
+	if connectForCaller() {
+		cn.checkout()
+	}
+	return dc, nil
+}
+
+// connectForCaller reports whether database/sql's (*DB).conn, which
+// hands the new conn to its own caller, is on the calling goroutine's
+// stack, before its opener ((*DB).openNewConnection). Called only by
+// Connect, which dials a connection anyway; it looks up function names
+// without symbolizing files and lines, and does not allocate. Any other
+// caller (a connector wrapped around this one and called elsewhere) gets
+// false: the first use starts the checkout, as for the opener's conns.
+func connectForCaller() bool {
+	var pcs [32]uintptr
+	n := runtime.Callers(3, pcs[:])
+	for _, pc := range pcs[:n] {
+		// pc is a return address: pc-1 is in the call. For a call
+		// inlined into its caller, FuncForPC names the innermost
+		// function.
+		f := runtime.FuncForPC(pc - 1)
+		if f == nil {
+			continue
+		}
+		switch f.Name() {
+		case "database/sql.(*DB).conn":
+			return true
+		case "database/sql.(*DB).openNewConnection", "database/sql.(*DB).connectionOpener":
+			return false
+		}
+	}
+	return false
 }
 
 // Driver returns the wrapped driver, bound to this pool.

@@ -117,13 +117,19 @@ func (c *conn) check(query string) {
 		c.explained = true // the driver may refuse or lose the conn: see failed
 	}
 	if c.openRows > 0 && p.detect&(detectConcurrent|detectOpenRows) != 0 {
+		// The conn's open rows, oldest first: the oldest queried by
+		// another goroutine makes it concurrent use; otherwise the
+		// oldest of the goroutine's own makes it open_rows.
 		g := goid.Get()
-		kind, on := leak.MisuseOpenRows, p.detect&detectOpenRows != 0
-		if g != c.rowsGoid {
-			kind, on = leak.MisuseConcurrent, p.detect&detectConcurrent != 0
+		kind, on, there := leak.MisuseOpenRows, p.detect&detectOpenRows != 0, c.oldest
+		for r := c.oldest; r != nil; r = r.newer {
+			if r.res.Goroutine() != g {
+				kind, on, there = leak.MisuseConcurrent, p.detect&detectConcurrent != 0, r
+				break
+			}
 		}
-		if on {
-			c.report(&leak.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: c.rows})
+		if on && there != nil {
+			c.report(&leak.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
 		}
 	}
 	if c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {

@@ -193,7 +193,8 @@ func (d *wrappedDriver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(c, d.direct), nil
+	_, dc := newConn(c, d.direct)
+	return dc, nil
 }
 
 // OpenConnector is called once per sql.Open: it creates the pool's
@@ -243,7 +244,8 @@ func (d *poolDriver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(c, d.pool), nil
+	_, dc := newConn(c, d.pool)
+	return dc, nil
 }
 
 // connectorName derives a pool name from the connector's driver package.

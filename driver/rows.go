@@ -28,6 +28,10 @@ type rows struct {
 	res   *leak.Resource
 	c     *conn
 	ctx   context.Context // as returned by the interceptor
+
+	// The conn's open rows, oldest first: a statement over open rows
+	// names the oldest (see conn.check), whichever closed in between.
+	older, newer *rows
 }
 
 // newRows tracks rows opened by the same call as the checkout like (nil
@@ -49,9 +53,14 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, 
 	}
 	o.Into, o.Like, o.Holder = into, like, c.res
 	res := p.tracker.OpenLike(leak.KindRows, o, 3)
-	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res}
+	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res, older: c.newest}
+	if c.newest != nil {
+		c.newest.newer = r
+	} else {
+		c.oldest = r
+	}
+	c.newest = r
 	c.openRows++
-	c.rows, c.rowsGoid = r.res, r.res.Goroutine()
 	return r
 }
 
@@ -67,21 +76,27 @@ func (r *rows) Close() error {
 	if r.c != nil && r.ctx.Err() != nil {
 		r.c.explained = true // rows abandoned at their context's end: see conn.failed
 	}
-	res := r.res
-	r.p.tracker.Close(res)
-	r.res = nil // recycled
 	if c := r.c; c != nil {
 		// database/sql closes rows under the conn's lock, and never
 		// calls them again once closed: the spare is free.
 		c.openRows--
-		if c.rows == res {
-			c.rows = nil
+		if r.older != nil {
+			r.older.newer = r.newer
+		} else {
+			c.oldest = r.newer
 		}
-		r.c = nil
+		if r.newer != nil {
+			r.newer.older = r.older
+		} else {
+			c.newest = r.older
+		}
+		r.older, r.newer, r.c = nil, nil, nil
 		if r == &c.spareRows {
 			c.spareBusy = false
 		}
 	}
+	r.p.tracker.Close(r.res)
+	r.res = nil // recycled
 	return err
 }
 

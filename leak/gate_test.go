@@ -198,13 +198,13 @@ func TestVerifyNoneKinds(t *testing.T) {
 	leak.VerifyNone(ft, leak.Pool(db), leak.RetryFor(0))
 	ft.passed(t)
 
+	// A checkout starts where the conn is taken, new or not.
+	connAt := nextLine()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// A new conn shows its checkout at its first use (see the README).
-	connAt := nextLine()
 	if _, err := conn.ExecContext(ctx, "UPDATE items SET n = n + 1"); err != nil {
 		t.Fatal(err)
 	}
