@@ -75,7 +75,7 @@ func soakLeaks(t *testing.T, b backend, dur time.Duration) {
 	for _, m := range []string{"tx", "rows", "conn", "conn-use", "conn-unused"} {
 		origins[m] = markerLine(t, "soak_test.go", m)
 	}
-	w := &watched{}
+	w := &observed{}
 	db := openWatched(t, b, workloadDSN(t, b), "soak", w.options(soakThreshold))
 	db.SetMaxOpenConns(soakMaxOpen)
 	q := wlTable(t, db, b, "soak", 16)

@@ -57,10 +57,10 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// watched collects everything sqlwatch says about the pools of one test:
+// observed collects everything sqlwatch says about the pools of one test:
 // leak and release reports, misuse reports, pool alerts (and recoveries)
 // and every slog record, as JSON lines.
-type watched struct {
+type observed struct {
 	mu      sync.Mutex
 	reports []leak.Report
 	misuse  []leak.Misuse
@@ -68,38 +68,38 @@ type watched struct {
 	logs    []string
 }
 
-func (w *watched) onReport(r leak.Report) {
+func (w *observed) onReport(r leak.Report) {
 	w.mu.Lock()
 	w.reports = append(w.reports, r)
 	w.mu.Unlock()
 }
 
-func (w *watched) onMisuse(m leak.Misuse) {
+func (w *observed) onMisuse(m leak.Misuse) {
 	w.mu.Lock()
 	w.misuse = append(w.misuse, m)
 	w.mu.Unlock()
 }
 
-func (w *watched) onAlert(a leak.PoolAlert) {
+func (w *observed) onAlert(a leak.PoolAlert) {
 	w.mu.Lock()
 	w.alerts = append(w.alerts, a)
 	w.mu.Unlock()
 }
 
 // Write receives one JSON record per call from the slog handler.
-func (w *watched) Write(p []byte) (int, error) {
+func (w *observed) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	w.logs = append(w.logs, strings.TrimSpace(string(p)))
 	w.mu.Unlock()
 	return len(p), nil
 }
 
-func (w *watched) logger() *slog.Logger {
+func (w *observed) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // snapshot returns copies of what was collected so far.
-func (w *watched) snapshot() (reports []leak.Report, misuse []leak.Misuse, alerts []leak.PoolAlert, logs []string) {
+func (w *observed) snapshot() (reports []leak.Report, misuse []leak.Misuse, alerts []leak.PoolAlert, logs []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]leak.Report(nil), w.reports...), append([]leak.Misuse(nil), w.misuse...),
@@ -107,7 +107,7 @@ func (w *watched) snapshot() (reports []leak.Report, misuse []leak.Misuse, alert
 }
 
 // options are the driver options that send everything to w.
-func (w *watched) options(threshold time.Duration) []driver.Option {
+func (w *observed) options(threshold time.Duration) []driver.Option {
 	return []driver.Option{
 		driver.WithThreshold(leak.KindTx, threshold),
 		driver.WithThreshold(leak.KindConn, threshold),
@@ -121,7 +121,7 @@ func (w *watched) options(threshold time.Duration) []driver.Option {
 }
 
 // monitor starts a pool-wait monitor on db whose alerts go to w.
-func (w *watched) monitor(t *testing.T, db *sql.DB, interval, waitLimit time.Duration) *leak.Monitor {
+func (w *observed) monitor(t *testing.T, db *sql.DB, interval, waitLimit time.Duration) *leak.Monitor {
 	t.Helper()
 	m, err := leak.NewMonitor(db, leak.MonitorConfig{
 		Interval:  interval,
@@ -270,7 +270,7 @@ func TestCorrectWorkload(t *testing.T) {
 }
 
 func correctWorkload(t *testing.T, b backend, dur time.Duration) {
-	w := &watched{}
+	w := &observed{}
 	db := openWatched(t, b, workloadDSN(t, b), "workload", w.options(wlThreshold))
 	// SQLite has one writer: three conns keep its writers queued in the
 	// pool (FIFO) rather than in its busy handler, whose sleeps grow to
@@ -657,7 +657,7 @@ func correctWorkload(t *testing.T, b backend, dur time.Duration) {
 
 // checkSilent fails t on anything sqlwatch reported about the pools, and
 // prints it in full.
-func checkSilent(t *testing.T, w *watched, dbs ...*sql.DB) {
+func checkSilent(t *testing.T, w *observed, dbs ...*sql.DB) {
 	t.Helper()
 	reports, misuse, alerts, logs := w.snapshot()
 	for _, r := range reports {
