@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -644,10 +645,14 @@ func (r *Resource) noteLocked(n *note) {
 	}
 }
 
-// clip truncates query to the resource's limit.
+// clip truncates query to the resource's limit. A cut text is a copy,
+// so that a resource never keeps a long statement's memory alive; a text
+// within the limit is kept as it is, without allocating (it pins only
+// what its own memory belongs to, for as long as it is the resource's
+// last statement).
 func (r *Resource) clip(query string) (string, bool) {
 	if len(query) > int(r.limit) {
-		return truncate(query, int(r.limit)), true
+		return strings.Clone(truncate(query, int(r.limit))), true
 	}
 	return query, false
 }
