@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"io"
-	"net/url"
-	"path"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/ngrok/sqlmw"
@@ -162,79 +159,4 @@ func (c *connector) Close() error {
 		return cl.Close()
 	}
 	return nil
-}
-
-// nameFromDSN derives a pool name from a DSN without any secret: host,
-// port and database for network DSNs, the file name for SQLite, the
-// driver's registered name when nothing else can be read.
-func nameFromDSN(dsn, fallback string) string {
-	if fallback == "" {
-		fallback = "db"
-	}
-	dsn = strings.TrimSpace(dsn)
-	if dsn == "" {
-		return fallback
-	}
-	if strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory") {
-		return fallback + ":memory:"
-	}
-	// go-sql-driver/mysql form: user:pass@tcp(host:3306)/db?params
-	if at := strings.LastIndex(dsn, "@"); at >= 0 && !strings.Contains(dsn, "://") {
-		rest := dsn[at+1:]
-		rest = strings.SplitN(rest, "?", 2)[0]
-		if i := strings.IndexByte(rest, '('); i >= 0 {
-			if j := strings.IndexByte(rest[i:], ')'); j > 0 {
-				rest = rest[i+1:i+j] + rest[i+j+1:]
-			}
-		}
-		if rest != "" && rest != "/" {
-			return rest
-		}
-		return fallback
-	}
-	// URL form: postgres://user:pass@host:5432/db?x=y, file:/a/b.db?mode=x
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
-		switch {
-		case u.Host != "":
-			return u.Host + cleanPath(u.Path)
-		case u.Opaque != "":
-			return path.Base(strings.SplitN(u.Opaque, "?", 2)[0])
-		case u.Path != "":
-			return path.Base(u.Path)
-		}
-		return fallback
-	}
-	// key=value form: host=localhost port=5432 dbname=test password=x
-	if strings.Contains(dsn, "=") && !strings.Contains(dsn, "@") && !strings.Contains(dsn, "/") || strings.HasPrefix(dsn, "host=") {
-		kv := map[string]string{}
-		for _, f := range strings.Fields(dsn) {
-			if k, v, ok := strings.Cut(f, "="); ok {
-				kv[k] = strings.Trim(v, "'")
-			}
-		}
-		name := kv["host"]
-		if p := kv["port"]; p != "" {
-			name += ":" + p
-		}
-		if db := kv["dbname"]; db != "" {
-			name += "/" + db
-		}
-		if name != "" {
-			return name
-		}
-		return fallback
-	}
-	// a file path, possibly with parameters: /tmp/app.db?_pragma=...
-	p := strings.SplitN(dsn, "?", 2)[0]
-	if strings.HasPrefix(dsn, "(") || strings.HasPrefix(dsn, "/") || strings.Contains(p, ".") || !strings.ContainsAny(p, ":@") {
-		return path.Base(p)
-	}
-	return fallback
-}
-
-func cleanPath(p string) string {
-	if p == "" || p == "/" {
-		return ""
-	}
-	return p
 }

@@ -63,7 +63,7 @@ func Register(name string, d driver.Driver, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	return register(name, &wrappedDriver{inner: d, name: name, opts: o})
+	return register(name, &wrappedDriver{inner: d, name: name, opts: o, grammar: grammarOf(d)})
 }
 
 // RegisterByName wraps the driver already registered under inner (such as
@@ -167,9 +167,10 @@ func Unwrap(dc any) any {
 
 // wrappedDriver is the driver registered with database/sql.
 type wrappedDriver struct {
-	inner driver.Driver
-	name  string
-	opts  *options
+	inner   driver.Driver
+	name    string
+	opts    *options
+	grammar dsnGrammar // how OpenConnector reads a pool's name from its DSN
 
 	directOnce sync.Once
 	direct     *pool
@@ -209,7 +210,7 @@ func (d *wrappedDriver) OpenConnector(dsn string) (driver.Connector, error) {
 	} else {
 		c = dsnConnector{dsn: dsn, d: d.inner}
 	}
-	return d.newConnector(c, nameFromDSN(dsn, d.name))
+	return d.newConnector(c, nameFromDSN(d.grammar, dsn, d.name))
 }
 
 // dsnConnector mirrors database/sql's own, for drivers without

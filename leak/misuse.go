@@ -119,6 +119,7 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 	}
 
 	ev := &misuseItem{ev: *e}
+	ev.ev.Query = t.queuedText(e.Query)
 	if e.There != nil {
 		ev.there = e.There.stack
 		ev.thereStart = clock.Time(e.There.start)
@@ -218,6 +219,17 @@ func (t *Tracker) site(st *stack.Stack, goid int64, query string) Site {
 	rep := Report{}
 	t.resolve(&rep, st)
 	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: t.sqlText(query)}
+}
+
+// queuedText is a statement's text as a queued misuse keeps it: cut to
+// QueryLimit and copied, marked with "…" as a resource's cut text is
+// (see sqlText), so that a full queue holds at most QueryLimit bytes of
+// text per event, never the statements themselves.
+func (t *Tracker) queuedText(q string) string {
+	if t.cfg.QueryLimit > 0 && len(q) > t.cfg.QueryLimit {
+		return truncate(q, t.cfg.QueryLimit) + "…"
+	}
+	return q
 }
 
 // sqlText is SQL text as it leaves the tracker: cut to QueryLimit (the

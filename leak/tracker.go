@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,7 @@ type Resource struct {
 	statements int64
 	lastQuery  string
 	truncated  bool
+	cut        string // the last cut text copied for r, kept across reuse: lastQuery when truncated
 	limit      int32
 }
 
@@ -479,7 +481,7 @@ func (t *Tracker) OpenLike(k Kind, o Opening, skip int) *Resource {
 	}
 	if o.Query != "" {
 		// No lock: nothing else sees r before insert.
-		r.lastQuery, r.truncated = r.clip(o.Query)
+		r.keep(r.clip(o.Query))
 		r.statements = 1
 		if k == KindTx && writes(o.Query) {
 			r.flags.Or(flagWrote)
@@ -642,19 +644,36 @@ func (r *Resource) prepare(query string, slot int, d time.Duration) note {
 func (r *Resource) noteLocked(n *note) {
 	s := r.shard
 	r.statements++
-	r.lastQuery = n.query
-	r.truncated = n.truncated
+	r.keep(n.query, n.truncated)
 	if uint(n.slot) < uint(len(s.dur)) {
 		s.dur[n.slot].add(s.durBounds, n.d)
 	}
 }
 
-// clip truncates query to the resource's limit.
+// clip truncates query to the resource's limit; the cut text still
+// shares the statement's memory (keep copies it).
 func (r *Resource) clip(query string) (string, bool) {
 	if len(query) > int(r.limit) {
 		return truncate(query, int(r.limit)), true
 	}
 	return query, false
+}
+
+// keep makes query r's last statement, under r's shard lock (or before r
+// is visible). A cut text is kept as a copy, so that a resource never
+// keeps a long statement's memory alive; the copy is reused while the
+// same long statement repeats, so that only a new long text allocates. A
+// text within the limit is kept as it is, without allocating: it keeps
+// alive only the memory it belongs to, for as long as it is the last
+// statement of an open resource.
+func (r *Resource) keep(query string, truncated bool) {
+	if truncated {
+		if r.cut != query {
+			r.cut = strings.Clone(query)
+		}
+		query = r.cut
+	}
+	r.lastQuery, r.truncated = query, truncated
 }
 
 // writes reports whether a statement writes or takes row locks: its first

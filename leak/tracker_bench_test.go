@@ -120,3 +120,25 @@ func TestTrackerSize(t *testing.T) {
 		tr.Stop()
 	}
 }
+
+// BenchmarkNote is the tracker's share of every statement on a held
+// resource: a short text, and a text longer than QueryLimit (which is
+// cut, and copied).
+func BenchmarkNote(b *testing.B) {
+	t, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Stop()
+	long := "INSERT INTO orders (id, customer_id, created_at, updated_at, status, total, currency, shipping_address, billing_address, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status"
+	for _, q := range []struct{ name, text string }{{"short", "SELECT 1"}, {"long", long}} {
+		b.Run(q.name, func(b *testing.B) {
+			r := t.Open(KindConn, 0)
+			defer t.Close(r)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Note(q.text)
+			}
+		})
+	}
+}
