@@ -343,7 +343,10 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		err error
 	)
 	begin := ctx
-	c.check("")
+	// A BEGIN over open rows is checked; a BEGIN by a goroutine with a
+	// tx of its own open is no bypass (two txs on purpose, or a new call
+	// of a function that leaked its tx earlier).
+	c.checkRows("BEGIN")
 	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, ti, err = ic.ConnBeginTx(ctx, c.bc, opts)
@@ -359,8 +362,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: res}
 	if c.p.detect&detectBypass != 0 {
 		t.goid = t.res.Goroutine()
-		c.p.txs.add(t.goid, t)
-		t.indexed = true
+		c.p.mark(t.goid, t)
 	}
 	c.tx = t
 	return t, nil

@@ -10,8 +10,10 @@ import (
 	"github.com/ngrok/sqlmw"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
+	"github.com/sqlwatch/sqlwatch/internal/frames"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 var _ driver.Connector = (*connector)(nil)
@@ -23,6 +25,8 @@ type pool struct {
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
 	detect  detectors         // the misuse detectors that are on
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
+	filter  *stack.Filter     // the tracker's: which frames are the application's
+	appPCs  frames.Cache      // filter's answer by return address, for tx_bypass
 }
 
 // begin starts timing an operation when metrics are on: it returns an
@@ -69,11 +73,15 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if cfg.DBName == "" {
 		cfg.DBName = fallback
 	}
+	if cfg.Filter == nil {
+		cfg.Filter = stack.NewFilter()
+	}
 	t, err := leak.NewTracker(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled}, nil
+	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled,
+		filter: cfg.Filter}, nil
 }
 
 // connector opens the conns of one pool.

@@ -2,13 +2,16 @@ package driver
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
+	"github.com/sqlwatch/sqlwatch/internal/frames"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 // The misuse detectors. Each is on by default; WithoutDetectors turns
@@ -35,39 +38,72 @@ var detectorNames = map[string]detectors{
 
 // txIndex finds the open transactions of a goroutine, for tx_bypass. It
 // is sharded by goroutine id, so no lock is shared by all goroutines, and
-// skipped entirely while no transaction is open.
+// skipped entirely while no transaction is listed.
+//
+// A tx is listed while the application's frame that began it (the
+// innermost frame the pool's filter takes for the application's, named
+// by a frames.Mark) may still be running: a statement on the pool by the
+// same goroutine while that frame runs is a bypass. A tx whose frame has
+// returned leaves the list when a check finds so (it is a leak, reported
+// as one, not a bypass), and a tx begun by a frame at the same mark
+// replaces the one listed: the same function, called again from the same
+// place, after the first call returned without ending its tx.
 type txIndex struct {
 	open   atomic.Int64
 	shards [16]txShard
+	seen   atomic.Int64 // keys in reported
+	// reported holds the bypasses already reported, by the address in
+	// the tx's frame where it began the tx and the one where that frame
+	// made the bypassing call: a repeat is counted, not queued.
+	reported sync.Map
 }
 
 type txShard struct {
 	mu sync.Mutex
-	m  map[int64]*tx // each goroutine's newest open tx, linked to older ones by tx.older
+	m  map[int64]*tx // each goroutine's newest listed tx, linked to older ones by tx.older
 	_  [48]byte      // 64 bytes: neighbouring shards never share a cache line
 }
 
-// add lists t as an open tx of goroutine g. The txs of one goroutine are
-// linked through the txs themselves, so that listing one allocates
-// nothing.
+// maxBypassKeys bounds the memory of reported bypasses; past it, repeats
+// are queued and the watchdog's own bounded set drops them.
+const maxBypassKeys = 4096
+
+// add lists t, begun by the frame t.mark, as an open tx of goroutine g,
+// in place of a listed tx of g with the same mark. The txs of one
+// goroutine are linked through the txs themselves, so that listing one
+// allocates nothing.
 func (x *txIndex) add(g int64, t *tx) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	if s.m == nil {
 		s.m = map[int64]*tx{}
 	}
+	for u := s.m[g]; u != nil; u = u.older {
+		if u.mark == t.mark {
+			x.unlinkLocked(s, g, u)
+			break
+		}
+	}
 	t.older = s.m[g]
 	s.m[g] = t
+	t.listed = true
 	s.mu.Unlock()
 	x.open.Add(1)
 }
 
+// remove unlists t, if listed.
 func (x *txIndex) remove(g int64, t *tx) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
-	found := false
+	if t.listed {
+		x.unlinkLocked(s, g, t)
+	}
+	s.mu.Unlock()
+}
+
+// unlinkLocked takes the listed t out of g's list; s.mu is held.
+func (x *txIndex) unlinkLocked(s *txShard, g int64, t *tx) {
 	if head := s.m[g]; head == t {
-		found = true
 		if t.older == nil {
 			delete(s.m, g)
 		} else {
@@ -76,42 +112,110 @@ func (x *txIndex) remove(g int64, t *tx) {
 	} else {
 		for u := head; u != nil; u = u.older {
 			if u.older == t {
-				u.older, found = t.older, true
+				u.older = t.older
 				break
 			}
 		}
 	}
-	t.older = nil
-	s.mu.Unlock()
-	if found {
-		x.open.Add(-1)
-	}
+	t.older, t.listed = nil, false
+	x.open.Add(-1)
 }
 
-// with calls f with the oldest open tx of goroutine g that is not on conn
-// c, if any, under the shard's lock: the tx cannot end (and its resource
-// be recycled) while f reads it.
-func (x *txIndex) with(g int64, c *conn, f func(*leak.Resource)) {
+// bypass checks a statement on conn c by goroutine g outside any tx: if
+// a frame of g that began a listed tx (not on c, its context not ended)
+// still runs, the statement bypasses the oldest such tx, which it
+// reports, once per place; txs whose frame returned leave the list.
+func (x *txIndex) bypass(p *pool, g int64, c *conn, query string) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var oldest *tx
-	for t := s.m[g]; t != nil; t = t.older {
-		// A tx whose context has ended is being rolled back by
-		// database/sql's own goroutine: it is no longer the
-		// application's.
-		if t.c != c && t.begin.Err() == nil {
-			oldest = t
+	if s.m[g] == nil {
+		return
+	}
+	var w frames.Walk
+	w.Capture()
+	var (
+		held *tx
+		at   uintptr // the return address into held's frame: its bypassing call
+	)
+	for t := s.m[g]; t != nil; {
+		older := t.older
+		switch a, runs := w.Find(t.mark); {
+		case !runs:
+			x.unlinkLocked(s, g, t)
+		case t.c != c && t.begin.Err() == nil:
+			// A tx whose context has ended is being rolled back by
+			// database/sql's own goroutine: it is no longer the
+			// application's.
+			held, at = t, a
+		}
+		t = older
+	}
+	if held == nil {
+		return
+	}
+	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: held.res}
+	key := [2]uintptr{held.at, at}
+	if _, ok := x.reported.Load(key); ok {
+		e.Repeat = true
+	} else if x.seen.Load() < maxBypassKeys {
+		if _, loaded := x.reported.LoadOrStore(key, struct{}{}); loaded {
+			e.Repeat = true
+		} else {
+			x.seen.Add(1)
 		}
 	}
-	if oldest != nil {
-		f(oldest.res)
+	if !e.Repeat {
+		e.Here.Capture(2)
+	}
+	p.tracker.ReportMisuse(e)
+}
+
+// mark lists t for tx_bypass, named by the application's frame that
+// began it; it is not listed when no frame is the application's.
+func (p *pool) mark(g int64, t *tx) {
+	var w frames.Walk
+	w.Capture()
+	for i, pc := range w.PCs() {
+		if !p.appPCs.Get(pc, p.isApp) {
+			continue
+		}
+		if m, ok := w.MarkOf(i); ok {
+			t.mark, t.at = m, pc
+			p.txs.add(g, t)
+		}
+		return
+	}
+}
+
+// isApp reports whether the return address pc is in the application's
+// code, by the pool's filter: whether any function of its frame (with
+// the calls inlined into it) is. It symbolizes; p.appPCs caches it.
+func (p *pool) isApp(pc uintptr) bool {
+	fs := runtime.CallersFrames([]uintptr{pc})
+	for {
+		fr, more := fs.Next()
+		if fr.Function != "" && !p.filter.IsLibrary(stack.Frame{Function: fr.Function, File: fr.File, Line: fr.Line}) {
+			return true
+		}
+		if !more {
+			return false
+		}
 	}
 }
 
 // check runs before a statement (or checkout) on c: a goroutine bypassing
 // its own tx, and statements issued over open rows.
 func (c *conn) check(query string) {
+	c.checkRows(query)
+	if p := c.p; c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
+		p.txs.bypass(p, goid.Get(), c, query)
+	}
+}
+
+// checkRows reports a statement issued over open rows of c: by another
+// goroutine (concurrent), or by the rows' own (open_rows).
+func (c *conn) checkRows(query string) {
 	p := c.p
 	if c.openRows > 0 {
 		c.explained = true // the driver may refuse or lose the conn: see failed
@@ -131,14 +235,6 @@ func (c *conn) check(query string) {
 		if on && there != nil {
 			c.report(&leak.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
 		}
-	}
-	if c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
-		g := goid.Get()
-		p.txs.with(g, c, func(t *leak.Resource) {
-			e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: t, ThereFuncLives: true}
-			e.Here.Capture(2)
-			p.tracker.ReportMisuse(e)
-		})
 	}
 }
 

@@ -1,62 +1,60 @@
 package driver
 
 import (
-	"context"
 	"testing"
 
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/frames"
 )
 
-// TestTxIndex: a goroutine's open txs are found oldest first (skipping
-// those on the asking conn and those whose context ended), whichever of
-// them ends first, and an index emptied of them holds nothing.
+// TestTxIndex: a goroutine's txs are listed and unlisted whichever of
+// them ends first, a tx begun at the mark of a listed one replaces it,
+// and an index emptied of them holds nothing.
 func TestTxIndex(t *testing.T) {
 	var x txIndex
-	ended, cancel := context.WithCancel(context.Background())
-	cancel()
-	c1, c2, c3 := &conn{}, &conn{}, &conn{}
-	mk := func(c *conn, begin context.Context) *tx {
-		return &tx{c: c, begin: begin, res: new(leak.Resource)}
+	marks := make([]frames.Mark, 3)
+	for i := range marks {
+		marks[i] = markAt(i)
 	}
-	bg := context.Background()
-	a, b, d := mk(c1, bg), mk(c2, bg), mk(c3, bg)
-	other := mk(c3, bg)
+	if marks[0] == marks[1] || marks[1] == marks[2] {
+		t.Fatal("three frames, one mark")
+	}
+	mk := func(m frames.Mark) *tx { return &tx{mark: m, at: 1} }
+	a, b, d := mk(marks[0]), mk(marks[1]), mk(marks[2])
+	other := mk(marks[0])
 	const g, h = 7, 7 + 16 // one shard, two goroutines
 	x.add(g, a)
 	x.add(g, b)
 	x.add(g, d)
-	x.add(h, other)
-	found := func(g int64, c *conn) *leak.Resource {
-		var r *leak.Resource
-		x.with(g, c, func(res *leak.Resource) { r = res })
-		return r
+	x.add(h, other) // another goroutine, the same mark: replaces nothing
+	list := func(g int64) []*tx {
+		var out []*tx
+		for u := x.shards[g%16].m[g]; u != nil; u = u.older {
+			out = append(out, u)
+		}
+		return out
 	}
-	if r := found(g, &conn{}); r != a.res {
-		t.Error("not the oldest tx of the goroutine")
-	}
-	if r := found(g, c1); r != b.res {
-		t.Error("the asking conn's own tx was not skipped")
+	if l := list(g); len(l) != 3 || l[0] != d || l[2] != a {
+		t.Fatalf("goroutine's list %v; want d, b, a", l)
 	}
 	x.remove(g, b) // from the middle
-	if r := found(g, c1); r != d.res {
-		t.Error("after removing the middle tx: not the next oldest")
+	x.remove(g, b) // twice: nothing more happens
+	if l := list(g); len(l) != 2 || l[0] != d || l[1] != a {
+		t.Fatalf("after removing the middle one: %v", l)
 	}
-	x.remove(g, a) // the oldest
-	x.remove(g, a) // twice: nothing more happens
-	if n := x.open.Load(); n != 2 {
-		t.Errorf("open = %d after removing two of four (one twice); want 2", n)
+	again := mk(marks[0]) // the frame of a, called again
+	x.add(g, again)
+	if l := list(g); len(l) != 2 || l[0] != again || l[1] != d || a.listed {
+		t.Fatalf("a tx begun at a listed tx's mark does not replace it: %v", l)
 	}
-	if r := found(g, &conn{}); r != d.res {
-		t.Error("after removing the oldest: not the one left")
+	if n := x.open.Load(); n != 3 {
+		t.Errorf("open = %d; want 3 (two of g's, one of h's)", n)
 	}
-	d.begin = ended
-	if r := found(g, &conn{}); r != nil {
-		t.Error("a tx whose context ended was found")
-	}
-	if r := found(h, &conn{}); r != other.res {
+	if l := list(h); len(l) != 1 || l[0] != other {
 		t.Error("another goroutine of the same shard lost its tx")
 	}
+	x.remove(g, a) // replaced already: nothing happens
 	x.remove(g, d)
+	x.remove(g, again)
 	x.remove(h, other)
 	if n := x.open.Load(); n != 0 {
 		t.Errorf("open = %d after removing every tx; want 0", n)
@@ -64,9 +62,22 @@ func TestTxIndex(t *testing.T) {
 	if n := len(x.shards[g%16].m); n != 0 {
 		t.Errorf("the shard still maps %d goroutines", n)
 	}
-	for _, u := range []*tx{a, b, d, other} {
-		if u.older != nil {
-			t.Error("a removed tx still links to another")
+	for _, u := range []*tx{a, b, d, other, again} {
+		if u.older != nil || u.listed {
+			t.Error("a removed tx still links to another or is marked listed")
 		}
 	}
+}
+
+// markAt returns the mark of a frame i calls deep.
+//
+//go:noinline
+func markAt(i int) frames.Mark {
+	if i > 0 {
+		return markAt(i - 1)
+	}
+	var w frames.Walk
+	w.Capture()
+	m, _ := w.MarkOf(0)
+	return m
 }

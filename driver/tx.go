@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 
+	"github.com/sqlwatch/sqlwatch/internal/frames"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -20,9 +21,15 @@ type tx struct {
 	ctx   context.Context // as returned by the interceptor, for its Tx calls
 	begin context.Context // the context BeginTx was given
 
-	goid    int64 // the goroutine that began it
-	indexed bool  // listed in the pool's txIndex
-	older   *tx   // the goroutine's next older open tx, in the txIndex
+	// tx_bypass (see txIndex): the goroutine that began it, the
+	// application's frame that began it and the address in that frame,
+	// set once at BeginTx; whether it is listed and the next older tx
+	// listed, guarded by the txIndex shard's lock.
+	goid   int64
+	mark   frames.Mark
+	at     uintptr
+	listed bool
+	older  *tx
 }
 
 func (t *tx) Commit() error {
@@ -76,9 +83,8 @@ func (t *tx) end(o metrics.TxOutcome, err error) {
 		}
 		t.c.p.rec.TxEnded(o, t.res.Elapsed())
 	}
-	if t.indexed {
+	if t.at != 0 {
 		t.c.p.txs.remove(t.goid, t)
-		t.indexed = false
 	}
 	t.c.p.tracker.Close(t.res)
 	t.res = nil // recycled

@@ -92,27 +92,28 @@ type TxHolder struct {
 // watchdog symbolizes, deduplicates and logs it, so the statement never
 // waits for a logger.
 type MisuseEvent struct {
-	Kind           string
-	Class          string
-	Query          string
-	Here           stack.Stack
-	HereGoroutine  int64
-	There          *Resource // the other side's resource, if it has one
-	Age, Idle      time.Duration
-	State          string
-	ThereFuncLives bool      // tx_bypass: report only if There's origin function is on Here's stack
-	Self           *Resource // lock_conflict: the failing statement's own tx, left out of the holders
+	Kind          string
+	Class         string
+	Query         string
+	Here          stack.Stack
+	HereGoroutine int64
+	There         *Resource // the other side's resource, if it has one
+	Age, Idle     time.Duration
+	State         string
+	Self          *Resource // lock_conflict: the failing statement's own tx, left out of the holders
+	// Repeat marks a misuse the driver has already reported from the
+	// same place: it is counted, not queued.
+	Repeat bool
 }
 
-// ReportMisuse counts e and queues it for the watchdog. It never blocks;
-// when the queue is full the event is counted and dropped. An event with
-// ThereFuncLives is counted by the watchdog instead, once it has found
-// There's function on Here's stack (otherwise it is no misuse: dropped,
-// not counted).
+// ReportMisuse counts e and, unless it is a Repeat, queues it for the
+// watchdog. It never blocks; when the queue is full the event is counted
+// and dropped.
 func (t *Tracker) ReportMisuse(e *MisuseEvent) {
-	if !e.ThereFuncLives {
-		t.countMisuse(e.Kind)
-	} // else counted by the watchdog, once it has checked the stack
+	t.countMisuse(e.Kind)
+	if e.Repeat {
+		return
+	}
 	if len(t.misuses) == cap(t.misuses) {
 		t.dropped.Add(1) // full: drop without building the item
 		return
@@ -190,15 +191,6 @@ func (t *Tracker) logMisuse(it *misuseItem) {
 	m.Here = t.site(&e.Here, e.HereGoroutine, e.Query)
 	if it.there.Len() > 0 {
 		m.There = t.site(&it.there, it.thereGoid, it.thereQuery)
-	}
-	if e.ThereFuncLives {
-		// The holder's function must still be running on this stack:
-		// otherwise the goroutine merely leaked the tx earlier.
-		frames := stack.Frames(&e.Here)
-		if !slices.ContainsFunc(frames, func(f stack.Frame) bool { return f.Function == m.There.Func }) {
-			return
-		}
-		t.countMisuse(e.Kind)
 	}
 	key := m.Kind + "|" + m.Here.Origin + "|" + m.There.Origin
 	if t.seen[key] {

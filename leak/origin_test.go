@@ -1,9 +1,11 @@
 package leak_test
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,32 +56,33 @@ func next(t *testing.T, got chan leak.Report) leak.Report {
 
 func openTx(tr *leak.Tracker) *leak.Resource { return tr.Open(leak.KindTx, 0) }
 
-// bypassInside reports a bypass from the function that began tx.
-func bypassInside(tr *leak.Tracker) *leak.Resource {
-	tx := tr.Open(leak.KindTx, 0)
-	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, There: tx, ThereFuncLives: true}
-	e.Here.Capture(0)
-	tr.ReportMisuse(e)
-	return tx
-}
-
-// TestBypassCountedOnlyWhenTheTxFunctionRuns: a goroutine whose tx was
-// begun by a function that has returned (a leaked tx, a keep-alive HTTP
-// goroutine's earlier request) is no bypasser, and is not counted.
-func TestBypassCountedOnlyWhenTheTxFunctionRuns(t *testing.T) {
-	tr, err := leak.NewTracker(leak.Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+// TestMisuseRepeatCountedNotQueued: a misuse the driver marks as a
+// repeat of one already reported is counted in Stats().Misuse but never
+// queued: with the queue full, repeats drop nothing, and only the first
+// is logged.
+func TestMisuseRepeatCountedNotQueued(t *testing.T) {
+	var buf bytes.Buffer // written by the watchdog, read after Stop has ended it
+	tr, err := leak.NewTracker(leak.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := openTx(tr) // openTx has returned
-	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, There: old, ThereFuncLives: true}
-	e.Here.Capture(0)
-	tr.ReportMisuse(e)
-	live := bypassInside(tr)
-	tr.Stop() // logs the queue
-	if n := tr.Stats().Misuse[leak.MisuseTxBypass]; n != 1 {
-		t.Errorf("tx_bypass counted %d; want 1 (the one inside the tx's function)", n)
+	tx := openTx(tr)
+	first := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: "SELECT 1", There: tx}
+	first.Here.Capture(0)
+	tr.ReportMisuse(first)
+	for range 10 * 1024 { // ten queues' worth
+		tr.ReportMisuse(&leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: "SELECT 1", There: tx, Repeat: true})
 	}
-	tr.Close(old)
-	tr.Close(live)
+	tr.Stop() // logs the queue
+	st := tr.Stats()
+	if n := st.Misuse[leak.MisuseTxBypass]; n != 1+10*1024 {
+		t.Errorf("tx_bypass counted %d; want %d (each repeat counted)", n, 1+10*1024)
+	}
+	if st.Dropped != 0 {
+		t.Errorf("Dropped = %d; repeats must not fill the queue", st.Dropped)
+	}
+	if n := strings.Count(buf.String(), `"kind":"tx_bypass"`); n != 1 {
+		t.Errorf("%d tx_bypass lines logged; want 1:\n%s", n, buf.String())
+	}
+	tr.Close(tx)
 }
