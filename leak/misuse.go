@@ -44,13 +44,16 @@ const (
 
 var deathStates = []string{DeathIdle, DeathHeld, DeathInTx}
 
-// Site is where one side of a misuse happened.
+// Site is where one side of a misuse happened. In the log, the other
+// side is an object of these four keys, always all of them (query is ""
+// when the tx or conn has run no statement), and its stack is a key of
+// its own beside it (tx_stack, rows_stack, holder_stack).
 type Site struct {
 	Origin    string        `json:"origin"`
 	Func      string        `json:"func"`
 	Stack     []stack.Frame `json:"-"`
 	Goroutine int64         `json:"goroutine"`
-	Query     string        `json:"query,omitempty"`
+	Query     string        `json:"query"`
 }
 
 // Misuse describes one misuse found by the driver's detectors.
@@ -68,7 +71,8 @@ type Misuse struct {
 	// Class is the error class (lock_conflict, conn_killed).
 	Class string
 	// Holders are the other open transactions of the pool, oldest first
-	// (lock_conflict).
+	// (lock_conflict; empty, not nil, when there are none, so that the
+	// log's holders is a list).
 	Holders []TxHolder
 	// Age and Idle describe the dead conn (conn_killed): how long it had
 	// been held, and how long it had been idle before the failing
@@ -249,7 +253,7 @@ func (t *Tracker) txHolders(self resID) []TxHolder {
 	now := t.cfg.Now()
 	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx && r.id() != self })
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
-	var out []TxHolder
+	out := make([]TxHolder, 0, len(snaps)) // [] in the log, not null
 	for i := range snaps {
 		rep := t.describe(&snaps[i], now)
 		out = append(out, TxHolder{Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
