@@ -72,7 +72,7 @@ func TestMisuseReportShape(t *testing.T) {
 	}{
 		{"tx_bypass", leak.MisuseTxBypass, func(tr *leak.Tracker) {
 			tx := tr.Open(leak.KindTx, 0) // no statement yet: the tx's query is "", still there
-			e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: "UPDATE t SET a = 1", HereGoroutine: tx.Goroutine(), There: tx, ThereFuncLives: true}
+			e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: "UPDATE t SET a = 1", HereGoroutine: tx.Goroutine(), There: tx}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, nil, "tx"},
