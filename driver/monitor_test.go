@@ -242,3 +242,51 @@ func TestMonitorStallRealDB(t *testing.T) {
 		}
 	})
 }
+
+// TestMonitorOtherPoolWaiterRealDB: pool A is full with nobody waiting
+// for it (two txs held, correct), while a goroutine waits for pool B: A's
+// monitor raises nothing, and B's names its waiter.
+func TestMonitorOtherPoolWaiterRealDB(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		dbA, _ := open(t, b)
+		dbB, _ := open(t, b)
+		for _, db := range []*sql.DB{dbA, dbB} {
+			db.SetMaxOpenConns(1)
+			warm(t, db, 1)
+		}
+		wA := watch(t, dbA)
+		wB := watch(t, dbB)
+		ctx := context.Background()
+		txA, err := dbA.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer txA.Rollback()
+		txB, err := dbB.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		waited := make(chan error, 1)
+		waiterLine := nextLine()
+		go func() { waited <- dbB.QueryRowContext(qctx, "SELECT 1").Scan(new(int)) }()
+		a := wB.next(t) // pool B stalls
+		if a.Reason != "stall" {
+			t.Fatalf("pool B: %+v; want a stall", a)
+		}
+		if len(a.Waiters) != 1 || a.Waiters[0].Origin != waiterLine {
+			t.Errorf("pool B's waiters %+v; want one, at %s", a.Waiters, waiterLine)
+		}
+		time.Sleep(time.Second) // pool A: full for twice the limit, nobody waiting for it
+		if got := wA.said(); len(got) != 0 {
+			t.Errorf("pool A, full with nobody waiting: %d alerts, first %+v", len(got), got[0])
+		}
+		if err := txB.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-waited; err != nil {
+			t.Fatal(err)
+		}
+	})
+}

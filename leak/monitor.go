@@ -123,6 +123,10 @@ type Monitor struct {
 	done chan struct{}
 	once sync.Once
 
+	// db is the pool's address as a goroutine dump prints it, to tell
+	// its waiters from other pools' (database/sql.(*DB).conn's receiver).
+	db string
+
 	checkMu sync.Mutex // serializes Check
 
 	// poll state, guarded by checkMu
@@ -160,6 +164,7 @@ func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.db = fmt.Sprintf("%p", db)
 	go m.run()
 	return m, nil
 }
@@ -436,6 +441,9 @@ func (m *Monitor) waiters() []Waiter {
 		if !waiting || !strings.HasPrefix(g.state, "select") {
 			continue
 		}
+		if m.db != "" && g.connDB != "" && g.connDB != m.db {
+			continue // waits for another pool
+		}
 		w := Waiter{Goroutine: g.id, State: g.state, funcs: map[string]bool{}}
 		for _, f := range g.frames {
 			w.funcs[f.Function] = true
@@ -470,6 +478,7 @@ type goroutine struct {
 	id     int64
 	state  string
 	frames []stack.Frame
+	connDB string // the receiver of its database/sql.(*DB).conn frame, as printed ("0xc0000f2000"), if any
 }
 
 // parseGoroutines reads runtime.Stack(buf, true) output:
@@ -501,6 +510,10 @@ func parseGoroutines(dump []byte) []goroutine {
 				break
 			}
 			if p := strings.LastIndexByte(fn, '('); p > 0 {
+				if fn[:p] == "database/sql.(*DB).conn" && g.connDB == "" {
+					arg, _, _ := strings.Cut(fn[p+1:], ",")
+					g.connDB = strings.TrimSuffix(strings.TrimSuffix(arg, ")"), "?")
+				}
 				fn = fn[:p]
 			}
 			loc := strings.TrimSpace(lines[k+1])

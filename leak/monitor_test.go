@@ -457,3 +457,44 @@ func TestMonitorMeanOfWaitsAcrossPolls(t *testing.T) {
 		t.Errorf("got %+v; want one wait alert with a mean of 2s", *alerts)
 	}
 }
+
+// TestMonitorOtherPoolsWaitersNoStall: a full pool that nobody waits for,
+// while the goroutine dump shows a goroutine waiting in another pool's
+// (*DB).conn, is no stall, and that waiter is not listed; the same dump
+// with this pool's address is one.
+func TestMonitorOtherPoolsWaitersNoStall(t *testing.T) {
+	for _, tc := range []struct {
+		db    string
+		stall bool
+	}{{"0xc0000aa000", false}, {"0xc0000f2000", true}} {
+		f := newFixture(t, Config{})
+		f.t.Open(KindConn, 0)
+		f.t.Open(KindConn, 0)
+		st := &scripted{sql.DBStats{MaxOpenConnections: 2, OpenConnections: 2, InUse: 2}}
+		m, alerts := newTestMonitor(t, f, st, waiterDump(99, false))
+		m.db = tc.db
+		m.cfg.WaitLimit = 500 * time.Millisecond
+		m.Check()
+		for range 10 {
+			f.clock.add(200 * time.Millisecond)
+			m.Check()
+		}
+		if got := len(*alerts) == 1 && (*alerts)[0].Reason == "stall"; got != tc.stall {
+			t.Errorf("pool %s, waiter of pool 0xc0000f2000: alerts %+v; want a stall: %v", tc.db, *alerts, tc.stall)
+		}
+		if n := len(m.waiters()); n != map[bool]int{false: 0, true: 1}[tc.stall] {
+			t.Errorf("pool %s: %d waiters listed", tc.db, n)
+		}
+	}
+}
+
+func TestParseGoroutinesConnReceiver(t *testing.T) {
+	gs := parseGoroutines([]byte(waiterDump(7, false)))
+	var got []string
+	for _, g := range gs {
+		got = append(got, g.connDB)
+	}
+	if len(gs) != 3 || got[1] != "0xc0000f2000" || got[0] != "" || got[2] != "" {
+		t.Fatalf("receivers %q; want the waiter's 0xc0000f2000 only", got)
+	}
+}
