@@ -65,7 +65,7 @@ func openFresh(t *testing.T, b backend) (*sql.DB, reports, *probeConnector) {
 	ch := make(reports, 100)
 	c, err := driver.NewConnector(probe,
 		driver.WithThreshold(leak.KindTx, 300*time.Millisecond),
-		driver.WithThreshold(leak.KindConn, 300*time.Millisecond),
+		driver.WithThreshold(leak.KindConn, time.Second),
 		driver.WithThreshold(leak.KindRows, 300*time.Millisecond),
 		driver.WithThreshold(leak.KindStmt, 300*time.Millisecond),
 		driver.WithInterval(50*time.Millisecond),
@@ -264,7 +264,7 @@ func TestFreshConnCorrectCodeSilent(t *testing.T) {
 		if n := driver.TrackerOf(db).OpenCount(leak.KindConn); n != 0 {
 			t.Errorf("conns checked out with the pool idle: %d", n)
 		}
-		time.Sleep(500 * time.Millisecond) // past the conn threshold
+		time.Sleep(1200 * time.Millisecond) // past the conn threshold
 		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
