@@ -235,7 +235,7 @@ type Resource struct {
 	covers    int32 // the open tx and rows that hold r
 	inTx      bool  // one of them is a tx
 	coverFrom int64 // since when covers > 0 (an internal/clock reading)
-	coveredNS int64 // the time r was covered before coverFrom, in nanoseconds
+	coveredNS int64 // the time r was covered in the covers that have ended, in nanoseconds
 
 	// guarded by shard.mu
 	seq        uint64 // the shard's count when r was opened: see id
