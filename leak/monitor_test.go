@@ -68,7 +68,9 @@ created by database/sql.OpenDB in goroutine 1
 func TestMonitorStall(t *testing.T) {
 	f := newFixture(t, Config{})
 	a := f.t.Open(KindConn, 0)
-	a.setInTx(true)
+	a.shard.mu.Lock()
+	a.inTx = true // as a tx holding it would
+	a.shard.mu.Unlock()
 	a.Note("UPDATE stock SET n = n - 1")
 	f.clock.add(time.Second)
 	b := f.t.Open(KindConn, 0)

@@ -66,8 +66,10 @@ func TestOpenInIsNotRecycled(t *testing.T) {
 	for i := range 3 {
 		r := f.t.OpenIn(&buf, KindConn, 0)
 		r.Note("SELECT 1")
-		r.cover()
-		r.setInTx(true)
+		r.shard.mu.Lock()
+		r.covers, r.inTx, r.coveredNS = 1, true, int64(time.Second)
+		r.shard.mu.Unlock()
+		r.flags.Or(flagWrote)
 		if n, _ := r.statementInfo(); n != 1 {
 			t.Fatalf("checkout %d: statements = %d; want 1 (reset at each open)", i, n)
 		}
@@ -92,11 +94,11 @@ func TestOpenInIsNotRecycled(t *testing.T) {
 			resources.Put(p)
 		}
 	}
-	// Flags left by the last checkout (cover, in tx) do not survive the
-	// next open.
+	// State left by the last checkout (cover, time covered, in tx, flags)
+	// does not survive the next open.
 	r := f.t.OpenIn(&buf, KindConn, 0)
-	if r.covered() || r.flags.Load() != 0 {
-		t.Fatalf("flags = %b after reopening; want 0", r.flags.Load())
+	if r.covered() || r.inTx || r.coveredNS != 0 || r.flags.Load() != 0 {
+		t.Fatalf("covered %v, in tx %v, covered for %dns, flags %b after reopening; want none", r.covered(), r.inTx, r.coveredNS, r.flags.Load())
 	}
 	f.t.Close(r)
 }
@@ -152,8 +154,9 @@ func TestHoldBucketsValidated(t *testing.T) {
 
 // TestHolderCovered: a rows or tx opened with a Holder covers the conn
 // checkout (which is then not reported on its own) and, for a tx, marks
-// it in a transaction, whether the two share a shard (the lock path) or
-// not (the atomic path).
+// it in a transaction, whether the two share a shard (one lock) or not
+// (the holder's shard lock besides); once uncovered, it is reported when
+// it has been out and uncovered for the threshold.
 func TestHolderCovered(t *testing.T) {
 	for _, sameShard := range []bool{true, false} {
 		f := newFixture(t, Config{})
@@ -205,15 +208,23 @@ func TestHolderCovered(t *testing.T) {
 		if c, _ := state(); c {
 			t.Fatalf("same shard %v: still covered after the rows closed", sameShard)
 		}
-		f.t.Scan()
-		n := 0
-		for _, r := range f.got() {
-			if r.Kind == KindConn {
-				n++
+		conns := func() int {
+			n := 0
+			for _, r := range f.got() {
+				if r.Kind == KindConn {
+					n++
+				}
 			}
+			return n
 		}
-		if n != 1 {
-			t.Fatalf("same shard %v: %d conn reports once uncovered; want 1", sameShard, n)
+		f.t.Scan()
+		if n := conns(); n != 0 {
+			t.Fatalf("same shard %v: %d conn reports as the rows closed; want none (it was covered all along)", sameShard, n)
+		}
+		f.clock.add(DefaultConnThreshold)
+		f.t.Scan()
+		if n := conns(); n != 1 {
+			t.Fatalf("same shard %v: %d conn reports once uncovered for the threshold; want 1", sameShard, n)
 		}
 		f.t.Close(conn)
 	}

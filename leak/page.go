@@ -279,7 +279,7 @@ func (t *Tracker) groups() map[stackKey]*stackGroup {
 			pcs := r.stack.PCs()
 			k.kind, k.n = r.kind, len(pcs)
 			k.covered = r.covered()
-			k.inTx = r.inTxLocked || r.flags.Load()&flagInTx != 0
+			k.inTx = r.inTx
 			copy(k.pcs[:], pcs)
 			clear(k.pcs[len(pcs):])
 			g := m[k]

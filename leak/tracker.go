@@ -230,10 +230,12 @@ type Resource struct {
 	owned  bool      // opened by OpenIn: never recycled
 	holder *Resource // the conn checkout this rows or tx holds (Opening.Holder)
 
-	// guarded by shard.mu, for holders covered by a resource of their own
-	// shard (see Opening.Holder); the flags count the others
-	coverLocked int32
-	inTxLocked  bool
+	// A conn checkout's cover (see coverLocked), guarded by shard.mu
+	// whichever shard the tx or rows holding it are in.
+	covers    int32 // the open tx and rows that hold r
+	inTx      bool  // one of them is a tx
+	coverFrom int64 // since when covers > 0 (an internal/clock reading)
+	coveredNS int64 // the time r was covered in the covers that have ended, in nanoseconds
 
 	// guarded by shard.mu
 	seq        uint64 // the shard's count when r was opened: see id
@@ -242,11 +244,8 @@ type Resource struct {
 	suppressed bool
 
 	goid int64 // the goroutine that opened it
-	// flags holds, in one word so that a recycled Resource is reset
-	// with one store: flagInTx (a conn held by an open tx), flagWrote (a
-	// tx that ran a statement that writes or locks), and from bit 2 up
-	// the number of tracked resources (tx, rows) that hold this one (a
-	// conn) and report for themselves (see cover).
+	// flags holds flagWrote (a tx that ran a statement that writes or
+	// locks), set without the shard lock before a statement is noted.
 	flags atomic.Uint32
 
 	// guarded by shard.mu
@@ -411,7 +410,7 @@ func (t *Tracker) reset(r *Resource, k Kind, start int64, g int64) {
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
 	r.statements, r.lastQuery, r.truncated = 0, "", false
-	r.coverLocked, r.inTxLocked = 0, false
+	r.covers, r.inTx, r.coverFrom, r.coveredNS = 0, false, 0, 0
 	if r.flags.Load() != 0 { // an atomic store costs more than a load
 		r.flags.Store(0)
 	}
@@ -429,10 +428,11 @@ type Opening struct {
 	Like *Resource
 	// Holder, when not nil, is the conn checkout the resource (rows or a
 	// tx) holds: while the resource is open the checkout is covered (not
-	// reported on its own) and, for a tx, in a
-	// transaction (pool alerts show it). Open and Close do this under
-	// the lock they take anyway when both are in the same shard (the
-	// usual case: one goroutine opened both), with atomics otherwise.
+	// reported on its own, and the time does not count toward its
+	// threshold) and, for a tx, in a transaction (pool alerts show it).
+	// Open and Close do this under the lock they take anyway when both
+	// are in the same shard (the usual case: one goroutine opened both),
+	// under the holder's shard lock otherwise.
 	Holder *Resource
 	// At, when not 0 and Like is nil, is the start: the driver's reading
 	// of sqlwatch's internal clock when the statement ended, which saves
@@ -514,28 +514,22 @@ func (t *Tracker) insertNoting(r *Resource, n *note) {
 	}
 	s.head = r
 	s.n++
-	if h := r.holder; h != nil && h.shard == s {
-		h.coverLocked++
-		if r.kind == KindTx {
-			h.inTxLocked = true
-		}
+	h := r.holder
+	if h != nil && h.shard == s {
+		h.coverLocked(r)
 		if n != nil {
 			h.noteLocked(n)
-			n = nil
 		}
 	}
 	s.mu.Unlock()
-	if h := r.holder; h != nil && h.shard != s {
-		h.cover()
-		if r.kind == KindTx {
-			h.setInTx(true)
+	if h != nil && h.shard != s {
+		hs := h.shard
+		hs.mu.Lock()
+		h.coverLocked(r)
+		if n != nil {
+			h.noteLocked(n)
 		}
-	}
-	if n != nil {
-		s := r.holder.shard
-		s.mu.Lock()
-		r.holder.noteLocked(n)
-		s.mu.Unlock()
+		hs.mu.Unlock()
 	}
 }
 
@@ -587,20 +581,17 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 	h := r.holder
 	r.holder, r.lastQuery = nil, "" // neither pins memory while r is closed
 	if h != nil && h.shard == s {
-		h.coverLocked--
-		if r.kind == KindTx {
-			h.inTxLocked = false
-		}
+		t.uncoverLocked(h, r.kind)
 	}
 	if held >= 0 && len(t.cfg.HoldBuckets) > 0 {
 		s.hold.add(t.cfg.HoldBuckets, held)
 	}
 	s.mu.Unlock()
 	if h != nil && h.shard != s {
-		if r.kind == KindTx {
-			h.setInTx(false)
-		}
-		h.uncover()
+		hs := h.shard
+		hs.mu.Lock()
+		t.uncoverLocked(h, r.kind)
+		hs.mu.Unlock()
 	}
 	if announce {
 		t.announce(&release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack})
@@ -769,34 +760,44 @@ func foldEq(w, upper string) bool {
 	return true
 }
 
-// cover marks r (a conn) as held by another tracked resource, such as a
-// tx or rows, that is reported on its own; while covered, r is not
-// reported, so one leaked tx makes one report, not two. Each cover needs
-// one uncover. Nil-safe.
-func (r *Resource) cover() {
-	if r != nil {
-		r.flags.Add(coverUnit)
+// coverLocked marks r (a conn checkout) as held by by, a tx or rows
+// just opened, which is reported on its own: while covered, r is not
+// reported, and the time it is covered does not count toward its
+// threshold (see uncoverLocked), so one leaked tx makes one report, not
+// two. A tx also marks r in a transaction; pool alerts show it. Each
+// cover needs one uncoverLocked. The caller holds r's shard lock.
+func (r *Resource) coverLocked(by *Resource) {
+	if r.covers == 0 {
+		r.coverFrom = max(by.start, r.start) // by copies r's start when opened by the same call
+	}
+	r.covers++
+	if by.kind == KindTx {
+		r.inTx = true
 	}
 }
 
-// setInTx records whether r (a conn) is held by an open transaction; pool
-// alerts show it. Nil-safe.
-func (r *Resource) setInTx(v bool) {
-	if r != nil {
-		if v {
-			r.flags.Or(flagInTx)
-		} else {
-			r.flags.And(^uint32(flagInTx))
-		}
+// uncoverLocked undoes one coverLocked of r by a resource of kind k. The
+// last one reads the clock to add the time r was covered to
+// r.coveredNS. The caller holds r's shard lock.
+func (t *Tracker) uncoverLocked(r *Resource, k Kind) {
+	if k == KindTx {
+		r.inTx = false
 	}
+	if r.covers--; r.covers == 0 {
+		r.coveredNS += max(t.now()-r.coverFrom, 0)
+	}
+}
+
+// uncoveredAge is how long r has been open at now (an internal/clock
+// reading) and not covered, for the watchdog: a conn checkout's time
+// held by a tx or rows, which report for themselves, does not count
+// toward its threshold. The caller holds r's shard lock.
+func (r *Resource) uncoveredAge(now int64) time.Duration {
+	return time.Duration(now - r.start - r.coveredNS)
 }
 
 // The bits of Resource.flags.
-const (
-	flagInTx  = 1 << 0
-	flagWrote = 1 << 1
-	coverUnit = 1 << 2
-)
+const flagWrote = 1 << 0
 
 // resID names one opening of a resource: a Resource is recycled (and a
 // conn's is reopened at every checkout), so its address alone does not
@@ -810,19 +811,11 @@ type resID struct {
 func (r *Resource) id() resID { return resID{r, r.seq} }
 
 // covered reports whether r is held by a resource that reports for
-// itself (see cover).
-// The caller holds r's shard lock.
-func (r *Resource) covered() bool { return r.coverLocked > 0 || r.flags.Load() >= coverUnit }
+// itself (see coverLocked). The caller holds r's shard lock.
+func (r *Resource) covered() bool { return r.covers > 0 }
 
 // Goroutine returns the id of the goroutine that opened r.
 func (r *Resource) Goroutine() int64 { return r.goid }
-
-// uncover undoes one cover.
-func (r *Resource) uncover() {
-	if r != nil {
-		r.flags.Add(^uint32(coverUnit - 1)) // minus coverUnit
-	}
-}
 
 // Kind returns the resource's kind.
 func (r *Resource) Kind() Kind { return r.kind }
@@ -1008,7 +1001,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 func (r *Resource) snapshot() snapshot {
 	n, q := r.statementInfoLocked()
 	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
-		goid: r.goid, inTx: r.inTxLocked || r.flags.Load()&flagInTx != 0, wrote: r.flags.Load()&flagWrote != 0}
+		goid: r.goid, inTx: r.inTx, wrote: r.flags.Load()&flagWrote != 0}
 }
 
 // describe symbolizes a snapshot into a Report.

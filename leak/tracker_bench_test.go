@@ -25,6 +25,29 @@ func BenchmarkOpenClose(b *testing.B) {
 	})
 }
 
+// BenchmarkOpenCloseHeld is the tracker's share of a query on a fresh
+// checkout (its rows cover the conn and note the statement on it) and of
+// a tx on it: what a statement costs when a tx or rows holds the conn.
+func BenchmarkOpenCloseHeld(b *testing.B) {
+	t, err := NewTracker(Config{Logger: slog.New(slog.DiscardHandler), Interval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Stop()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var conn, rows Resource
+		for pb.Next() {
+			c := t.OpenIn(&conn, KindConn, 0)
+			t.Close(t.OpenLike(KindRows, Opening{Into: &rows, Like: c, Holder: c, Query: "SELECT 1", NoteHolder: true}, 0))
+			tx := t.OpenLike(KindTx, Opening{Like: c, Holder: c}, 0)
+			tx.Note("UPDATE x SET n = 1")
+			t.Close(tx)
+			t.Close(c)
+		}
+	})
+}
+
 // BenchmarkScan100k is one watchdog pass over 100,000 open transactions,
 // none past its threshold (the common case: nothing to symbolize). The
 // budget is 50 ms.

@@ -53,7 +53,8 @@ func (t *Tracker) drainReleases() {
 }
 
 // Scan runs one watchdog pass now: every resource past its kind's
-// threshold and not yet reported is reported, within the rate limit. The
+// threshold and not yet reported is reported, within the rate limit (a
+// conn checkout counts only its time not held by a tx or rows). The
 // watchdog calls Scan on its interval; tests call it with an injected
 // clock. Concurrent calls (the watchdog's and a caller's) run one after
 // the other.
@@ -65,7 +66,7 @@ func (t *Tracker) Scan() {
 	var dropped int64
 	snaps := t.collectOldest(nowNS, t.scanHorizon(), func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
-		if th <= 0 || r.reported || time.Duration(nowNS-r.start) < th || r.covered() {
+		if th <= 0 || r.reported || r.covered() || r.uncoveredAge(nowNS) < th {
 			return false
 		}
 		r.reported = true
