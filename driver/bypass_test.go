@@ -49,10 +49,12 @@ func TestBypassRerunAfterLeak(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		db, ch := openMisuse(t, b)
 		tbl := table(t, db, b)
-		leaked := bypassHandler(t, db, tbl, true)
-		defer leaked.Rollback()
-		for range 3 {
-			bypassHandler(t, db, tbl, false)
+		// One call site: the leaky call's frame and the next calls' are
+		// at the same place, as on a keep-alive connection's goroutine.
+		for i := range 4 {
+			if tx := bypassHandler(t, db, tbl, i == 0); tx != nil {
+				defer tx.Rollback()
+			}
 		}
 		ch.none(t)
 		if n := driver.TrackerOf(db).Stats().Misuse[leak.MisuseTxBypass]; n != 0 {
@@ -235,5 +237,51 @@ func TestBypassFloodFromLeakedTxs(t *testing.T) {
 		}
 		tx.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE id = 2").Scan(&n)
 		ch.wait(t, leak.MisuseOpenRows)
+	})
+}
+
+// readFirstHandler reads on the pool, then begins a tx and, unless
+// leak, commits it: correct code, run again on the same goroutine after
+// a call that leaked.
+//
+//go:noinline
+func readFirstHandler(t *testing.T, db *sql.DB, tbl string, leak bool) *sql.Tx {
+	ctx := context.Background()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE id = 2").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT n FROM "+tbl+" WHERE id = 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if leak {
+		return tx
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+// TestBypassRerunReadsFirst: the rerun of a handler that leaked, which
+// reads on the pool before its own BEGIN, is not a bypass of the leaked
+// tx (its frame is at the same place, but calling from before its BEGIN).
+func TestBypassRerunReadsFirst(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		db, ch := openMisuse(t, b)
+		tbl := table(t, db, b)
+		for i := range 4 { // one call site, as in TestBypassRerunAfterLeak
+			if tx := readFirstHandler(t, db, tbl, i == 0); tx != nil {
+				defer tx.Rollback()
+			}
+		}
+		ch.none(t)
+		if n := driver.TrackerOf(db).Stats().Misuse[leak.MisuseTxBypass]; n != 0 {
+			t.Fatalf("tx_bypass counted %d; want 0", n)
+		}
 	})
 }

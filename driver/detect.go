@@ -143,10 +143,15 @@ func (x *txIndex) bypass(p *pool, g int64, c *conn, query string) {
 		switch a, runs := w.Find(t.mark); {
 		case !runs:
 			x.unlinkLocked(s, g, t)
-		case t.c != c && t.begin.Err() == nil:
+		case t.c != c && t.begin.Err() == nil && a > t.at:
 			// A tx whose context has ended is being rolled back by
 			// database/sql's own goroutine: it is no longer the
-			// application's.
+			// application's. And a frame at the Mark calling from a
+			// point of its code before the one where it began the tx
+			// (a > t.at: the compiler lays a function's code out in
+			// source order, loops aside) is a new call of the same
+			// function from the same place, not yet at its BEGIN: the
+			// tx is an earlier call's leak.
 			held, at = t, a
 		}
 		t = older
