@@ -285,3 +285,58 @@ func TestBypassRerunReadsFirst(t *testing.T) {
 		}
 	})
 }
+
+// beginHandler is bypassHandler with db.Begin, which the compiler
+// inlines into it: its frame is still the one that began the tx.
+//
+//go:noinline
+func beginHandler(t *testing.T, db *sql.DB, tbl string, leak bool) *sql.Tx {
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT n FROM " + tbl + " WHERE id = 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if leak {
+		return tx
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT n FROM " + tbl + " WHERE id = 2").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+// TestBypassInlinedBegin: through db.Begin (inlined into the caller), a
+// rerun after a leak is no bypass, and a real bypass names both lines.
+func TestBypassInlinedBegin(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		db, ch := openMisuse(t, b)
+		tbl := table(t, db, b)
+		for i := range 4 {
+			if tx := beginHandler(t, db, tbl, i == 0); tx != nil {
+				defer tx.Rollback()
+			}
+		}
+		ch.none(t)
+		if n := driver.TrackerOf(db).Stats().Misuse[leak.MisuseTxBypass]; n != 0 {
+			t.Fatalf("tx_bypass counted %d; want 0", n)
+		}
+		begin := nextLine()
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var n int
+		bypass := nextLine()
+		if err := db.QueryRow("SELECT n FROM " + tbl + " WHERE id = 2").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		checkMisuse(t, ch.wait(t, leak.MisuseTxBypass), bypass, begin)
+	})
+}

@@ -194,19 +194,25 @@ func (p *pool) mark(g int64, t *tx) {
 }
 
 // isApp reports whether the return address pc is in the application's
-// code, by the pool's filter: whether any function of its frame (with
-// the calls inlined into it) is. It symbolizes; p.appPCs caches it.
+// code, by the pool's filter: whether the function whose frame it is in,
+// or the innermost function inlined there, is the application's (a
+// library's wrapper inlined into the application's function, such as
+// (*sql.DB).Begin, leaves the frame the application's). It symbolizes;
+// p.appPCs caches it.
 func (p *pool) isApp(pc uintptr) bool {
-	fs := runtime.CallersFrames([]uintptr{pc})
-	for {
-		fr, more := fs.Next()
-		if fr.Function != "" && !p.filter.IsLibrary(stack.Frame{Function: fr.Function, File: fr.File, Line: fr.Line}) {
-			return true
-		}
-		if !more {
-			return false
-		}
+	f := runtime.FuncForPC(pc - 1) // the call instruction: a return address may start the next line
+	if f == nil {
+		return false
 	}
+	if p.appFunc(f.Name()) {
+		return true
+	}
+	outer := runtime.FuncForPC(f.Entry()) // no inlining at a function's entry
+	return outer != nil && p.appFunc(outer.Name())
+}
+
+func (p *pool) appFunc(name string) bool {
+	return name != "" && !p.filter.IsLibrary(stack.Frame{Function: name})
 }
 
 // check runs before a statement (or checkout) on c: a goroutine bypassing
