@@ -207,6 +207,9 @@ func (p *pool) isApp(pc uintptr) bool {
 	if p.appFunc(f.Name()) {
 		return true
 	}
+	if !frames.Physical {
+		return false // a walk by runtime.Callers has an address for each inlined function
+	}
 	outer := runtime.FuncForPC(f.Entry()) // no inlining at a function's entry
 	return outer != nil && p.appFunc(outer.Name())
 }

@@ -145,3 +145,9 @@ func (c *Cache) Get(pc uintptr, decide func(uintptr) bool) bool {
 	}
 	return bit
 }
+
+// Physical reports whether a Walk holds one return address per physical
+// frame (the frame-pointer walk: a function inlined into its caller has
+// no address of its own), rather than one per function, inlined ones
+// included (runtime.Callers).
+const Physical = haveFP
