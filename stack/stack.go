@@ -35,6 +35,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/sqlwatch/sqlwatch/internal/frames"
 )
 
 // Depth is the number of program counters a Stack holds.
@@ -65,10 +67,10 @@ func (s *Stack) Capture(skip int) {
 	if skip < 0 {
 		skip = 0
 	}
-	if framePointers && skip < maxSkip {
-		// fpCallers starts at Capture's frame: its first return address
+	if frames.Physical && skip < maxSkip {
+		// The walk starts at Capture's frame: its first return address
 		// is in Capture's caller.
-		if n := fpCallers(skip, s.pcs[:]); n > 0 {
+		if n, _ := frames.Callers(skip, s.pcs[:], false); n > 0 {
 			s.n = int32(n)
 			return
 		}

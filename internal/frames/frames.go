@@ -16,7 +16,8 @@
 //
 // On amd64 and arm64 a Walk follows the frame pointers the Go compiler
 // maintains (tens of nanoseconds for a few dozen frames); elsewhere, or
-// built with the tag sqlwatch_nofp, it calls runtime.Callers.
+// built with the tag sqlwatch_nofp, it calls runtime.Callers. [Callers]
+// is that walk, and stack.Stack.Capture's too.
 package frames
 
 import "sync/atomic"
@@ -38,7 +39,7 @@ type Walk struct {
 //
 //go:noinline
 func (w *Walk) Capture() {
-	w.n, w.total = walk(0, w.pcs[:])
+	w.n, w.total = Callers(0, w.pcs[:], true)
 }
 
 // PCs returns the kept return addresses, innermost first (a slice of w's
@@ -87,14 +88,14 @@ func (w *Walk) Find(m Mark) (at uintptr, ok bool) {
 
 //go:noinline
 func findDeep(m Mark) (at uintptr, ok bool) {
-	_, total := walk(0, nil)
+	_, total := Callers(0, nil, true)
 	var two [2]uintptr
 	// Both walks start in this frame, so indices agree between them.
 	j := total - 1 - m.depth
 	if j < 1 {
 		return 0, false
 	}
-	if n, _ := walk(j-1, two[:]); n < 2 || two[1] != m.ret {
+	if n, _ := Callers(j-1, two[:], true); n < 2 || two[1] != m.ret {
 		return 0, false
 	}
 	return two[0], true

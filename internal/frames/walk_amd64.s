@@ -2,18 +2,20 @@
 
 #include "textflag.h"
 
-// func walk(skip int, pcs []uintptr) (n, total int)
+// func Callers(skip int, pcs []uintptr, count bool) (n, total int)
 //
 // A frame's saved frame pointer is at 0(BP), its return address at
 // 8(BP). The walk stops at a zero or misaligned frame pointer, a zero
-// return address, or a frame pointer that does not increase.
-TEXT ·walk(SB),NOSPLIT,$0-48
+// return address, or a frame pointer that does not increase; and, unless
+// count, when pcs is full.
+TEXT ·Callers(SB),NOSPLIT,$0-56
 	MOVQ	skip+0(FP), R8
 	MOVQ	pcs_base+8(FP), DI
 	MOVQ	pcs_len+16(FP), CX
 	MOVQ	BP, AX
 	XORQ	DX, DX
 	XORQ	SI, SI
+	MOVBLZX	count+32(FP), R9
 loop:
 	TESTQ	AX, AX
 	JEQ	done
@@ -29,9 +31,13 @@ loop:
 	JMP	next
 store:
 	CMPQ	DX, CX
-	JGE	next
+	JGE	full
 	MOVQ	BX, (DI)(DX*8)
 	INCQ	DX
+	JMP	next
+full:
+	TESTQ	R9, R9
+	JEQ	done
 next:
 	MOVQ	0(AX), BX
 	CMPQ	BX, AX
@@ -39,6 +45,6 @@ next:
 	MOVQ	BX, AX
 	JMP	loop
 done:
-	MOVQ	DX, n+32(FP)
-	MOVQ	SI, total+40(FP)
+	MOVQ	DX, n+40(FP)
+	MOVQ	SI, total+48(FP)
 	RET
