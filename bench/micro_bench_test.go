@@ -95,8 +95,8 @@ func openSQLWatch(b *testing.B) *sql.DB {
 // the detectors and reporting cost on top of it, not a tracking-free
 // sqlwatch.
 func openSQLWatchMetrics(b *testing.B) *sql.DB {
-	opts := []driver.Option{driver.WithLogger(discard), driver.WithoutDetectors(leak.MisuseKinds...)}
-	for _, k := range leak.Kinds {
+	opts := []driver.Option{driver.WithLogger(discard), driver.WithoutDetectors(leak.MisuseKinds()...)}
+	for _, k := range leak.Kinds() {
 		opts = append(opts, driver.WithThreshold(k, 0))
 	}
 	return openWatched(b, opts...)

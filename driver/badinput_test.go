@@ -15,6 +15,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -78,18 +79,18 @@ func TestBadInputRegistration(t *testing.T) {
 	}
 
 	// The tracker checks its own configuration too.
-	for name, cfg := range map[string]leak.Config{
+	for name, cfg := range map[string]track.Config{
 		"negative threshold": {Thresholds: [5]time.Duration{leak.KindRows: -time.Second}},
 		"negative interval":  {Interval: -time.Millisecond},
 		"negative limit":     {ReportsPerMinute: -1},
 		"negative burst":     {ReportBurst: -1},
 		"negative query":     {QueryLimit: -1},
 	} {
-		tr, err := leak.NewTracker(cfg)
+		tr, err := track.NewTracker(cfg)
 		if tr != nil {
 			tr.Stop()
 		}
-		isSentinel(t, "leak.NewTracker "+name, err, leak.ErrInvalidConfig)
+		isSentinel(t, "track.NewTracker "+name, err, leak.ErrInvalidConfig)
 	}
 }
 
@@ -106,11 +107,11 @@ func TestBadInputMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 
 	isSentinel(t, "nil registerer", metrics.Register(nil, db), metrics.ErrNilRegisterer)
-	isSentinel(t, "nil db", metrics.Register(reg, nil), metrics.ErrNotWatched)
+	isSentinel(t, "nil db", metrics.Register(reg, nil), leak.ErrNotWatched)
 	plain := fd.OpenDB() // not through sqlwatch
 	defer plain.Close()
-	isSentinel(t, "foreign db", metrics.Register(reg, plain), metrics.ErrNotWatched)
-	if _, err := metrics.New(nil); !errors.Is(err, metrics.ErrNotWatched) {
+	isSentinel(t, "foreign db", metrics.Register(reg, plain), leak.ErrNotWatched)
+	if _, err := metrics.New(nil); !errors.Is(err, leak.ErrNotWatched) {
 		t.Errorf("metrics.New(nil): %v", err)
 	}
 	if driver.TrackerOf(nil) != nil || driver.TrackerOf(plain) != nil {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // Every conn claims these; when the driver lacks one, the method does what
@@ -59,10 +59,10 @@ type conn struct {
 	// Validator.
 	resetterOnly bool
 
-	res     *leak.Resource // the current checkout; nil while idle in the pool
-	resBuf  leak.Resource  // where res is kept
-	tx      *tx            // the open transaction on this conn
-	discard bool           // make the next IsValid report false
+	res     *track.Resource // the current checkout; nil while idle in the pool
+	resBuf  track.Resource  // where res is kept
+	tx      *tx             // the open transaction on this conn
+	discard bool            // make the next IsValid report false
 
 	// explained is true once a bad connection on the current checkout
 	// would be no news of a server or network kill (see failed): one was
@@ -77,7 +77,7 @@ type conn struct {
 	oldest    *rows              // the open rows, oldest first, linked by rows.newer
 	newest    *rows              // the last of them
 	spareRows rows               // the wrapper of the next rows, when not busy
-	spareRes  leak.Resource      // and its resource
+	spareRes  track.Resource     // and its resource
 	spareBusy bool
 }
 
@@ -202,9 +202,9 @@ func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 // the first time, so there the first use counts. It returns the new
 // checkout's resource, or nil when the conn was checked out before this
 // call, so that a tx or rows opened by the same call can share its stack.
-func (c *conn) checkout() *leak.Resource {
+func (c *conn) checkout() *track.Resource {
 	if c.res == nil {
-		c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 2)
+		c.res = c.p.tracker.OpenIn(&c.resBuf, track.KindConn, 2)
 		c.stmts = 0
 		c.explained = false
 		return c.res
@@ -235,7 +235,7 @@ func (c *conn) noteTimed(query string, slot int, d time.Duration) {
 }
 
 // noteRest is what note does besides noting the checkout: a query notes
-// the checkout as its rows open (leak.Opening.NoteHolder), under one
+// the checkout as its rows open (track.Opening.NoteHolder), under one
 // lock.
 func (c *conn) noteRest(query string) {
 	c.stmts++
@@ -246,7 +246,7 @@ func (c *conn) noteRest(query string) {
 
 // slot is the tracker's duration slot for op, or -1 when the statement
 // was not timed (end is 0: metrics are off).
-func slot(op metrics.Op, end int64) int {
+func slot(op record.Op, end int64) int {
 	if end == 0 {
 		return -1
 	}
@@ -293,7 +293,7 @@ func (c *conn) IsValid() bool {
 
 func (c *conn) Close() error {
 	if c.tx != nil {
-		c.tx.end(metrics.TxError, nil)
+		c.tx.end(record.TxError, nil)
 	}
 	// Statements of a closed conn are gone with it, whether or not
 	// database/sql gets to close them (it does not when it discards a conn
@@ -321,7 +321,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	} else {
 		si, err = c.pc.PrepareContext(ctx, query)
 	}
-	end := c.p.done(metrics.OpPrepare, start, err)
+	end := c.p.done(record.OpPrepare, start, err)
 	if err != nil {
 		// A prepare that fails (MySQL: "busy buffer" over open rows)
 		// is checked here; one that succeeds is checked when it runs.
@@ -353,12 +353,12 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	} else {
 		ti, err = c.bc.BeginTx(ctx, opts)
 	}
-	end := c.p.done(metrics.OpBegin, start, err)
+	end := c.p.done(record.OpBegin, start, err)
 	if err != nil {
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	res := c.p.tracker.OpenLike(leak.KindTx, leak.Opening{Like: fresh, Holder: c.res, At: end}, 1)
+	res := c.p.tracker.OpenLike(track.KindTx, track.Opening{Like: fresh, Holder: c.res, At: end}, 1)
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: res}
 	if c.p.detect&detectBypass != 0 {
 		t.goid = t.res.Goroutine()
@@ -393,7 +393,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	} else {
 		r, err = c.ec.ExecContext(ctx, query, args)
 	}
-	end, d := c.p.stop(metrics.OpExec, start, err)
+	end, d := c.p.stop(record.OpExec, start, err)
 	// On ErrSkip database/sql prepares the statement and runs it again:
 	// it is counted and checked there.
 	if err != driver.ErrSkip {
@@ -401,7 +401,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 		if err != nil {
 			c.failed(ctx, err, query)
 		}
-		c.noteTimed(query, slot(metrics.OpExec, end), d)
+		c.noteTimed(query, slot(record.OpExec, end), d)
 		c.used(end)
 	}
 	return r, err
@@ -419,20 +419,20 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	} else {
 		ri, err = c.qc.QueryContext(ctx, query, args)
 	}
-	end, d := c.p.stop(metrics.OpQuery, start, err)
+	end, d := c.p.stop(record.OpQuery, start, err)
 	if err == driver.ErrSkip {
 		return nil, err
 	}
 	c.check(query)
 	if err != nil {
 		c.failed(ctx, err, query)
-		c.noteTimed(query, slot(metrics.OpQuery, end), d)
+		c.noteTimed(query, slot(record.OpQuery, end), d)
 		c.used(end)
 		return nil, err
 	}
 	c.used(end)
 	c.noteRest(query)
-	return newRows(ri, c, ctx, fresh, leak.Opening{At: end, Query: query, NoteHolder: true, Slot: slot(metrics.OpQuery, end), D: d}), nil
+	return newRows(ri, c, ctx, fresh, track.Opening{At: end, Query: query, NoteHolder: true, Slot: slot(record.OpQuery, end), D: d}), nil
 }
 
 // CheckNamedValue defers to the driver's checker; without one it returns

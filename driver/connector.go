@@ -11,8 +11,8 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/frames"
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -20,8 +20,8 @@ var _ driver.Connector = (*connector)(nil)
 
 // pool is the per-pool state shared by the connector and its conns.
 type pool struct {
-	tracker *leak.Tracker
-	rec     *metrics.Recorder
+	tracker *track.Tracker
+	rec     *record.Recorder
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
 	detect  detectors         // the misuse detectors that are on
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
@@ -41,8 +41,8 @@ func (p *pool) begin() int64 {
 // stop ends an operation timed by begin, counting its error, and returns
 // the clock reading that ended it and its duration, or 0 and 0 when
 // metrics are off (nothing was read): the caller records the duration
-// with the statement (leak.Resource.NoteTimed, in the slot numbered op).
-func (p *pool) stop(op metrics.Op, start int64, err error) (int64, time.Duration) {
+// with the statement (track.Resource.NoteTimed, in the slot numbered op).
+func (p *pool) stop(op record.Op, start int64, err error) (int64, time.Duration) {
 	if start == 0 {
 		return 0, 0
 	}
@@ -55,7 +55,7 @@ func (p *pool) stop(op metrics.Op, start int64, err error) (int64, time.Duration
 
 // done records an operation timed by begin and returns the clock reading
 // that ended it, or 0 when metrics are off (nothing was read).
-func (p *pool) done(op metrics.Op, start int64, err error) int64 {
+func (p *pool) done(op record.Op, start int64, err error) int64 {
 	if start == 0 {
 		return 0
 	}
@@ -67,8 +67,8 @@ func (p *pool) done(op metrics.Op, start int64, err error) int64 {
 // newPool creates a pool's tracker, named by the option or by fallback.
 func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	cfg := d.opts.leak
-	cfg.HoldBuckets = metrics.HoldBounds()
-	cfg.DurationSlots, cfg.DurationBuckets = metrics.NumOps, metrics.StatementBounds()
+	cfg.HoldBuckets = record.HoldBounds()
+	cfg.DurationSlots, cfg.DurationBuckets = record.NumOps, record.StatementBounds()
 	cfg.DBName = d.opts.dbName
 	if cfg.DBName == "" {
 		cfg.DBName = fallback
@@ -76,11 +76,11 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if cfg.Filter == nil {
 		cfg.Filter = stack.NewFilter()
 	}
-	t, err := leak.NewTracker(cfg)
+	t, err := track.NewTracker(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &pool{tracker: t, rec: metrics.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled,
+	return &pool{tracker: t, rec: record.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled,
 		filter: cfg.Filter}, nil
 }
 

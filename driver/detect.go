@@ -7,10 +7,10 @@ import (
 	"sync/atomic"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
+	"github.com/sqlwatch/sqlwatch/internal/errclass"
 	"github.com/sqlwatch/sqlwatch/internal/frames"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -29,11 +29,11 @@ const (
 )
 
 var detectorNames = map[string]detectors{
-	leak.MisuseTxBypass:     detectBypass,
-	leak.MisuseConcurrent:   detectConcurrent,
-	leak.MisuseOpenRows:     detectOpenRows,
-	leak.MisuseLockConflict: detectLock,
-	leak.MisuseConnKilled:   detectKilled,
+	track.MisuseTxBypass:     detectBypass,
+	track.MisuseConcurrent:   detectConcurrent,
+	track.MisuseOpenRows:     detectOpenRows,
+	track.MisuseLockConflict: detectLock,
+	track.MisuseConnKilled:   detectKilled,
 }
 
 // txIndex finds the open transactions of a goroutine, for tx_bypass. It
@@ -159,7 +159,7 @@ func (x *txIndex) bypass(p *pool, g int64, c *conn, query string) {
 	if held == nil {
 		return
 	}
-	e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: query, HereGoroutine: g, There: held.res}
+	e := &track.MisuseEvent{Kind: track.MisuseTxBypass, Query: query, HereGoroutine: g, There: held.res}
 	key := [2]uintptr{held.at, at}
 	if _, ok := x.reported.Load(key); ok {
 		e.Repeat = true
@@ -239,15 +239,15 @@ func (c *conn) checkRows(query string) {
 		// another goroutine makes it concurrent use; otherwise the
 		// oldest of the goroutine's own makes it open_rows.
 		g := goid.Get()
-		kind, on, there := leak.MisuseOpenRows, p.detect&detectOpenRows != 0, c.oldest
+		kind, on, there := track.MisuseOpenRows, p.detect&detectOpenRows != 0, c.oldest
 		for r := c.oldest; r != nil; r = r.newer {
 			if r.res.Goroutine() != g {
-				kind, on, there = leak.MisuseConcurrent, p.detect&detectConcurrent != 0, r
+				kind, on, there = track.MisuseConcurrent, p.detect&detectConcurrent != 0, r
 				break
 			}
 		}
 		if on && there != nil {
-			c.report(&leak.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
+			c.report(&track.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
 		}
 	}
 }
@@ -275,35 +275,35 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 	if ctx.Err() != nil || (c.tx != nil && c.tx.begin.Err() != nil) {
 		c.explained = true
 	}
-	cl := metrics.Classify(err)
+	cl := errclass.Classify(err)
 	switch {
 	case cl.IsLock() && p.detect&detectLock != 0:
-		e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()}
+		e := &track.MisuseEvent{Kind: track.MisuseLockConflict, Class: cl.String(), Query: query, HereGoroutine: goid.Get()}
 		if c.tx != nil {
 			e.Self = c.tx.res
 		}
 		c.report(e)
-	case cl == metrics.ClassBadConn && !c.explained:
+	case cl == errclass.ClassBadConn && !c.explained:
 		c.explained = true
 		idle := clock.Since(c.lastUsed)
-		state := leak.DeathIdle
+		state := track.DeathIdle
 		holder := c.res
 		switch {
 		case c.tx != nil:
-			state, holder = leak.DeathInTx, c.tx.res
+			state, holder = track.DeathInTx, c.tx.res
 		case c.openRows > 0 || c.stmts > 0:
-			state = leak.DeathHeld
+			state = track.DeathHeld
 		}
 		p.tracker.ConnDied(state, idle)
-		if state != leak.DeathIdle && p.detect&detectKilled != 0 && holder != nil {
-			c.report(&leak.MisuseEvent{Kind: leak.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
+		if state != track.DeathIdle && p.detect&detectKilled != 0 && holder != nil {
+			c.report(&track.MisuseEvent{Kind: track.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
 				There: holder, Age: holder.Elapsed(), Idle: idle, State: state})
 		}
 	}
 }
 
 // report captures the caller's stack and hands the event to the tracker.
-func (c *conn) report(e *leak.MisuseEvent) {
+func (c *conn) report(e *track.MisuseEvent) {
 	e.Here.Capture(2)
 	c.p.tracker.ReportMisuse(e)
 }
@@ -319,8 +319,8 @@ func (c *conn) diedIdle(ctx context.Context, err error, lastExplained bool) {
 		c.explained = true
 		return
 	}
-	if metrics.Classify(err) == metrics.ClassBadConn {
+	if errclass.Classify(err) == errclass.ClassBadConn {
 		c.explained = true
-		c.p.tracker.ConnDied(leak.DeathIdle, clock.Since(c.lastUsed))
+		c.p.tracker.ConnDied(track.DeathIdle, clock.Since(c.lastUsed))
 	}
 }

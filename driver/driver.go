@@ -14,8 +14,8 @@
 //	db, err := sql.Open("sqlite+watch", "file:app.db")
 //
 // or wrap a connector for [sql.OpenDB] with [NewConnector]. Each pool
-// (each sql.Open or sql.OpenDB) gets its own [leak.Tracker] and watchdog
-// goroutine, stopped by DB.Close; [TrackerOf] finds it from the *sql.DB.
+// (each sql.Open or sql.OpenDB) gets its own [track.Tracker] and watchdog
+// goroutine, stopped by DB.Close; [trackerOf] finds it from the *sql.DB.
 //
 // The wrapper is transparent: errors pass through unchanged, the
 // driver.ErrBadConn retry still happens, TxOptions reach the driver (or
@@ -36,8 +36,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // Errors returned by the registration functions, wrapped with detail;
@@ -135,9 +135,9 @@ func NewConnector(c driver.Connector, opts ...Option) (driver.Connector, error) 
 	return wd.newConnector(c, connectorName(c))
 }
 
-// TrackerOf returns the tracker of a pool opened through sqlwatch, or nil
+// trackerOf returns the tracker of a pool opened through sqlwatch, or nil
 // when db was not. It does not touch the pool.
-func TrackerOf(db *sql.DB) *leak.Tracker {
+func trackerOf(db *sql.DB) *track.Tracker {
 	if db == nil {
 		return nil
 	}
@@ -224,7 +224,7 @@ func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.d
 func (c dsnConnector) Driver() driver.Driver                        { return c.d }
 
 // poolDriver is what db.Driver() returns for a pool opened through
-// sqlwatch: the wrapped driver plus the pool, so [TrackerOf] can find it.
+// sqlwatch: the wrapped driver plus the pool, so [trackerOf] can find it.
 type poolDriver struct {
 	*wrappedDriver
 	pool *pool
@@ -232,10 +232,10 @@ type poolDriver struct {
 
 // Tracker returns the pool's tracker; packages metrics and leak find it
 // through db.Driver().
-func (d *poolDriver) Tracker() *leak.Tracker { return d.pool.tracker }
+func (d *poolDriver) Tracker() *track.Tracker { return d.pool.tracker }
 
 // Recorder returns the pool's metrics recorder.
-func (d *poolDriver) Recorder() *metrics.Recorder { return d.pool.rec }
+func (d *poolDriver) Recorder() *record.Recorder { return d.pool.rec }
 
 // Open opens a connection through db.Driver(): it is tracked by the
 // pool's tracker, which DB.Close stops, rather than by a tracker of the

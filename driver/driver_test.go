@@ -18,6 +18,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -162,7 +163,7 @@ func TestEachPoolTrackedOnItsOwn(t *testing.T) {
 	if n := fd.ConnectorCloses(); n != 2 {
 		t.Errorf("inner connector closes: got %d; want 2", n)
 	}
-	for _, tr := range leak.Trackers() {
+	for _, tr := range track.Trackers() {
 		if tr == ta || tr == tb {
 			t.Error("a closed pool's tracker is still listed")
 		}
@@ -387,19 +388,19 @@ func TestDriverOpenUsesThePoolsTracker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(leak.Trackers())
+	before := len(track.Trackers())
 	c, err := db.Driver().Open("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(leak.Trackers()); got != before {
+	if got := len(track.Trackers()); got != before {
 		t.Errorf("db.Driver().Open made %d more trackers; want none", got-before)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	for _, tr := range leak.Trackers() {
+	for _, tr := range track.Trackers() {
 		if strings.HasPrefix(tr.DBName(), name) {
 			t.Errorf("tracker %q still registered after DB.Close", tr.DBName())
 		}
@@ -455,7 +456,7 @@ func TestStmtCloseInterceptorPanics(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range leak.Kinds {
+	for _, k := range track.Kinds {
 		if n := tr.OpenCount(k); n != 0 {
 			t.Errorf("%d %s tracked after DB.Close", n, k)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ngrok/sqlmw"
 
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
@@ -24,7 +25,7 @@ func (f optionFunc) apply(o *options) error { return f(o) }
 
 type options struct {
 	dbName      string
-	leak        leak.Config
+	leak        track.Config
 	libraries   []string
 	interceptor sqlmw.Interceptor
 	disabled    detectors
@@ -86,7 +87,7 @@ func WithLogger(l *slog.Logger) Option {
 // since prepared statements often live as long as the process.
 func WithThreshold(k leak.Kind, d time.Duration) Option {
 	return optionFunc(func(o *options) error {
-		if k < leak.KindTx || k > leak.KindStmt {
+		if k < track.KindTx || k > track.KindStmt {
 			return invalid("unknown kind %v", k)
 		}
 		if d < 0 {
@@ -184,15 +185,15 @@ func WithInterceptor(i sqlmw.Interceptor) Option {
 	})
 }
 
-// WithoutDetectors turns misuse detectors off, by kind: leak.MisuseTxBypass,
-// leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict,
-// leak.MisuseConnKilled. All are on by default.
+// WithoutDetectors turns misuse detectors off, by kind: track.MisuseTxBypass,
+// track.MisuseConcurrent, track.MisuseOpenRows, track.MisuseLockConflict,
+// track.MisuseConnKilled. All are on by default.
 func WithoutDetectors(kinds ...string) Option {
 	return optionFunc(func(o *options) error {
 		for _, k := range kinds {
 			d, ok := detectorNames[k]
 			if !ok {
-				return invalid("unknown detector %q (want one of %v)", k, leak.MisuseKinds)
+				return invalid("unknown detector %q (want one of %v)", k, track.MisuseKinds[:])
 			}
 			o.disabled |= d
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -23,7 +24,7 @@ func TestReleaseAfterDBClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkOrigin(t, reps.wait(t, leak.KindTx, false), line)
-		tr := db.Driver().(interface{ Tracker() *leak.Tracker }).Tracker()
+		tr := db.Driver().(interface{ Tracker() *track.Tracker }).Tracker()
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}

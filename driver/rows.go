@@ -6,7 +6,7 @@ import (
 	"io"
 	"reflect"
 
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // Rows claim every optional interface; when the driver's rows lack one,
@@ -25,7 +25,7 @@ var (
 type rows struct {
 	inner driver.Rows
 	p     *pool
-	res   *leak.Resource
+	res   *track.Resource
 	c     *conn
 	ctx   context.Context // as returned by the interceptor
 
@@ -41,10 +41,10 @@ type rows struct {
 // resource are used when free, so that a conn with one result set open at
 // a time (the common case) allocates no rows wrapper and takes no
 // resource from the pool.
-func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, o leak.Opening) *rows {
+func newRows(ri driver.Rows, c *conn, ctx context.Context, like *track.Resource, o track.Opening) *rows {
 	p := c.p
 	var r *rows
-	var into *leak.Resource
+	var into *track.Resource
 	if c.spareBusy {
 		r = new(rows)
 	} else {
@@ -52,7 +52,7 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *leak.Resource, 
 		r, into = &c.spareRows, &c.spareRes
 	}
 	o.Into, o.Like, o.Holder = into, like, c.res
-	res := p.tracker.OpenLike(leak.KindRows, o, 3)
+	res := p.tracker.OpenLike(track.KindRows, o, 3)
 	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res, older: c.newest}
 	if c.newest != nil {
 		c.newest.newer = r

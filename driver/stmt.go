@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // Every stmt claims these; when the driver's stmt lacks one, the method
@@ -23,7 +23,7 @@ type stmt struct {
 	inner driver.Stmt
 	c     *conn
 	query string
-	res   *leak.Resource
+	res   *track.Resource
 	ctx   context.Context // as returned by the interceptor's ConnPrepareContext
 
 	sec driver.StmtExecContext
@@ -41,8 +41,8 @@ type stmtCC struct {
 
 func (s stmtCC) ColumnConverter(idx int) driver.ValueConverter { return s.cc.ColumnConverter(idx) }
 
-func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *leak.Resource, at int64) driver.Stmt {
-	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(leak.KindStmt, leak.Opening{Like: like, At: at, Query: query}, 2)}
+func newStmt(si driver.Stmt, c *conn, query string, ctx context.Context, like *track.Resource, at int64) driver.Stmt {
+	s := &stmt{inner: si, c: c, query: query, ctx: ctx, res: c.p.tracker.OpenLike(track.KindStmt, track.Opening{Like: like, At: at, Query: query}, 2)}
 	if sec, ok := si.(driver.StmtExecContext); ok {
 		s.sec = sec
 	} else {
@@ -113,7 +113,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	} else {
 		r, err = s.sec.ExecContext(ctx, args)
 	}
-	end := s.c.p.done(metrics.OpExec, start, err)
+	end := s.c.p.done(record.OpExec, start, err)
 	s.c.check(s.query)
 	if err != nil {
 		// Before used: failed reports how long the conn sat idle.
@@ -136,7 +136,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	} else {
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
-	end := s.c.p.done(metrics.OpQuery, start, err)
+	end := s.c.p.done(record.OpQuery, start, err)
 	s.c.check(s.query)
 	if err != nil {
 		// Before used: failed reports how long the conn sat idle.
@@ -145,7 +145,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		return nil, err
 	}
 	s.c.used(end)
-	return newRows(ri, s.c, ctx, fresh, leak.Opening{At: end, Query: s.query}), nil
+	return newRows(ri, s.c, ctx, fresh, track.Opening{At: end, Query: s.query}), nil
 }
 
 // CheckNamedValue defers to the stmt's checker, else the conn's, else

@@ -33,6 +33,8 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/sqlwatch/sqlwatch/driver"
+	"github.com/sqlwatch/sqlwatch/internal/errclass"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -94,7 +96,7 @@ func (s *stressCounts) err(err error) {
 	if err == nil {
 		return
 	}
-	cl := metrics.Classify(err).String()
+	cl := errclass.Classify(err).String()
 	var (
 		me *mysql.MySQLError
 		pe *pq.Error
@@ -400,7 +402,7 @@ func stress(t *testing.T, b backend, dur time.Duration, restart bool) {
 	// Nothing is left open: tracked resources and the gauges.
 	openCounts := func() map[string]int64 {
 		m := map[string]int64{}
-		for _, k := range leak.Kinds {
+		for _, k := range track.Kinds {
 			m[k.String()] = int64(tr.OpenCount(k))
 		}
 		return m
@@ -479,7 +481,7 @@ sqlwatch_tx_open{db_name="stress-%[1]s"} 0
 	}
 	// DB.Close closes every conn, and a closed conn takes its statements
 	// with it: nothing may stay tracked.
-	for _, k := range leak.Kinds {
+	for _, k := range track.Kinds {
 		if n := tr.OpenCount(k); n != 0 {
 			snap := tr.Snapshot()
 			t.Errorf("stress %s: %d %s still tracked as open after DB.Close; the first: %+v", b.name, n, k, snap[:min(1, len(snap))])

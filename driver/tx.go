@@ -5,8 +5,8 @@ import (
 	"database/sql/driver"
 
 	"github.com/sqlwatch/sqlwatch/internal/frames"
-	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 var _ driver.Tx = (*tx)(nil)
@@ -17,7 +17,7 @@ var _ driver.Tx = (*tx)(nil)
 type tx struct {
 	inner driver.Tx
 	c     *conn
-	res   *leak.Resource
+	res   *track.Resource
 	ctx   context.Context // as returned by the interceptor, for its Tx calls
 	begin context.Context // the context BeginTx was given
 
@@ -40,11 +40,11 @@ func (t *tx) Commit() error {
 	} else {
 		err = t.inner.Commit()
 	}
-	t.c.p.done(metrics.OpCommit, start, err)
+	t.c.p.done(record.OpCommit, start, err)
 	if err != nil {
 		t.c.failed(t.begin, err, "COMMIT")
 	}
-	t.end(metrics.TxCommit, err)
+	t.end(record.TxCommit, err)
 	return err
 }
 
@@ -56,7 +56,7 @@ func (t *tx) Rollback() error {
 	} else {
 		err = t.inner.Rollback()
 	}
-	t.c.p.done(metrics.OpRollback, start, err)
+	t.c.p.done(record.OpRollback, start, err)
 	if err != nil {
 		t.c.failed(t.begin, err, "ROLLBACK")
 	}
@@ -68,18 +68,18 @@ func (t *tx) Rollback() error {
 	if t.c.resetterOnly && t.begin.Err() != nil && calledFromAwaitDone() {
 		t.c.discard = true
 	}
-	t.end(metrics.TxRollback, err)
+	t.end(record.TxRollback, err)
 	return err
 }
 
 // end stops tracking the tx and records its duration.
-func (t *tx) end(o metrics.TxOutcome, err error) {
+func (t *tx) end(o record.TxOutcome, err error) {
 	if t.res == nil {
 		return // ended already (its conn was closed under it)
 	}
 	if t.c.p.rec.Enabled() {
 		if err != nil {
-			o = metrics.TxError
+			o = record.TxError
 		}
 		t.c.p.rec.TxEnded(o, t.res.Elapsed())
 	}

@@ -23,8 +23,9 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/driver"
+	"github.com/sqlwatch/sqlwatch/internal/errclass"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/metrics"
 )
 
 // The correct workload's settings. Every margin is generous: the test
@@ -227,13 +228,13 @@ func (c *wlCounts) err(op string, err error, cancelled bool) {
 	if err == nil {
 		return
 	}
-	cl := metrics.Classify(err)
+	cl := errclass.Classify(err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// After a cancellation pgx closes the conn: the application's own
 	// Rollback may then meet "conn closed" (bad_conn) before database/sql's
 	// rollback has ended the tx. Raw pgx does the same.
-	if cancelled && (cl == metrics.ClassCanceled || cl == metrics.ClassTimeout || cl == metrics.ClassBadConn ||
+	if cancelled && (cl == errclass.ClassCanceled || cl == errclass.ClassTimeout || cl == errclass.ClassBadConn ||
 		errors.Is(err, sql.ErrTxDone) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		c.expected[cl.String()]++
 		if _, ok := c.examples[cl.String()]; !ok {
@@ -289,11 +290,11 @@ func correctWorkload(t *testing.T, b backend, dur time.Duration) {
 	// The main pool's monitor polls at the default interval; the burst
 	// pool's ten times as often, so that a false stall in a burst of
 	// 300 ms cannot slip between two polls.
-	w.monitor(t, db, leak.DefaultMonitorInterval, wlWaitLimit)
+	w.monitor(t, db, track.DefaultMonitorInterval, wlWaitLimit)
 	w.monitor(t, burstDB, wlMonitorEvery, wlBurstLimit)
 	// The monitors must see the pools before the load: a first poll
 	// only records the starting figures.
-	time.Sleep(leak.DefaultMonitorInterval + wlMonitorEvery)
+	time.Sleep(track.DefaultMonitorInterval + wlMonitorEvery)
 
 	c := &wlCounts{ops: map[string]int64{}, expected: map[string]int64{}, examples: map[string]string{}}
 	ctx := context.Background()
@@ -599,7 +600,7 @@ func correctWorkload(t *testing.T, b backend, dur time.Duration) {
 				after++
 			default:
 			}
-			time.Sleep(leak.DefaultMonitorInterval)
+			time.Sleep(track.DefaultMonitorInterval)
 			s := db.Stats()
 			dc, dd := s.WaitCount-prev.WaitCount, s.WaitDuration-prev.WaitDuration
 			if dc > 0 {

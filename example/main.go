@@ -228,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}),
 	}
-	for _, k := range leak.Kinds {
+	for _, k := range leak.Kinds() {
 		opts = append(opts, driver.WithThreshold(k, cfg.threshold))
 	}
 	dbinfo := databases[cfg.driver]
@@ -295,7 +295,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		srv.Shutdown(sctx)
 	}()
 	base := "http://" + ln.Addr().String()
-	logger.Info("example: listening", "addr", base, "driver", cfg.driver, "db", driver.TrackerOf(db).DBName(), "leak_threshold", cfg.threshold.String())
+	st, _ := leak.StatsOf(db)
+	logger.Info("example: listening", "addr", base, "driver", cfg.driver, "db", st.DBName, "leak_threshold", cfg.threshold.String())
 
 	c := &client{base: base, hc: &http.Client{Timeout: 60 * time.Second}}
 	defer c.hc.CloseIdleConnections()

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/internal/goid"
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // coverFixture is a tracker on a clock the test moves, whose watchdog
@@ -18,21 +18,21 @@ import (
 // report (leaks and releases) from outside package leak, so that origins
 // are the test's own lines.
 type coverFixture struct {
-	tr   *leak.Tracker
+	tr   *track.Tracker
 	mu   sync.Mutex
 	now  time.Time
-	reps []leak.Report
+	reps []track.Report
 }
 
 func newCoverFixture(t *testing.T) *coverFixture {
 	t.Helper()
 	f := &coverFixture{now: time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)}
-	tr, err := leak.NewTracker(leak.Config{
+	tr, err := track.NewTracker(track.Config{
 		DBName:   "cover",
 		Interval: time.Hour,
 		Logger:   slog.New(slog.DiscardHandler),
 		Now:      func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
-		OnReport: func(r leak.Report) { f.mu.Lock(); f.reps = append(f.reps, r); f.mu.Unlock() },
+		OnReport: func(r track.Report) { f.mu.Lock(); f.reps = append(f.reps, r); f.mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,19 +46,19 @@ func (f *coverFixture) add(d time.Duration) { f.mu.Lock(); f.now = f.now.Add(d);
 
 // stop stops the watchdog, which logs the queued release lines first,
 // and returns every report.
-func (f *coverFixture) stop() []leak.Report {
+func (f *coverFixture) stop() []track.Report {
 	f.tr.Stop()
 	return f.reports()
 }
 
-func (f *coverFixture) reports() []leak.Report {
+func (f *coverFixture) reports() []track.Report {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]leak.Report(nil), f.reps...)
+	return append([]track.Report(nil), f.reps...)
 }
 
 // leaks counts the leak reports of kind k made so far.
-func (f *coverFixture) leaks(k leak.Kind) int {
+func (f *coverFixture) leaks(k track.Kind) int {
 	n := 0
 	for _, r := range f.reports() {
 		if r.Kind == k && !r.Released {
@@ -71,7 +71,7 @@ func (f *coverFixture) leaks(k leak.Kind) int {
 // summary lists reports as "tx leak", "conn release", ..., sorted: a
 // release line is logged by the watchdog's goroutine, in no set order
 // with the reports of the test's own Scan calls.
-func summary(reps []leak.Report) []string {
+func summary(reps []track.Report) []string {
 	var out []string
 	for _, r := range reps {
 		s := r.Kind.String() + " leak"
@@ -85,13 +85,13 @@ func summary(reps []leak.Report) []string {
 }
 
 // find returns the first report of kind k, a release or not.
-func find(reps []leak.Report, k leak.Kind, released bool) leak.Report {
+func find(reps []track.Report, k track.Kind, released bool) track.Report {
 	for _, r := range reps {
 		if r.Kind == k && r.Released == released {
 			return r
 		}
 	}
-	return leak.Report{}
+	return track.Report{}
 }
 
 // here returns "leak/cover_test.go:N" for the caller's line plus delta.
@@ -103,18 +103,18 @@ func here(delta int) string {
 // holding opens a tx or rows of kind k held by conn, as the driver does:
 // in conn's shard, or, when elsewhere is set, from a goroutine whose
 // resources go to another shard.
-func holding(tr *leak.Tracker, k leak.Kind, conn *leak.Resource, elsewhere bool) *leak.Resource {
+func holding(tr *track.Tracker, k track.Kind, conn *track.Resource, elsewhere bool) *track.Resource {
 	if !elsewhere {
-		return tr.OpenLike(k, leak.Opening{Holder: conn}, 0)
+		return tr.OpenLike(k, track.Opening{Holder: conn}, 0)
 	}
 	for {
-		ch := make(chan *leak.Resource)
+		ch := make(chan *track.Resource)
 		go func() {
-			if goid.Get()%leak.NumShards == conn.Goroutine()%leak.NumShards {
+			if goid.Get()%track.NumShards == conn.Goroutine()%track.NumShards {
 				ch <- nil
 				return
 			}
-			ch <- tr.OpenLike(k, leak.Opening{Holder: conn}, 0)
+			ch <- tr.OpenLike(k, track.Opening{Holder: conn}, 0)
 		}()
 		if r := <-ch; r != nil {
 			return r
@@ -131,15 +131,15 @@ func holding(tr *leak.Tracker, k leak.Kind, conn *leak.Resource, elsewhere bool)
 func TestReleasedTxNotReportedAsConn(t *testing.T) {
 	for _, elsewhere := range []bool{false, true} {
 		f := newCoverFixture(t)
-		conn := f.tr.Open(leak.KindConn, 0)
-		var tx *leak.Resource
+		conn := f.tr.Open(track.KindConn, 0)
+		var tx *track.Resource
 		if elsewhere {
-			tx = holding(f.tr, leak.KindTx, conn, true)
+			tx = holding(f.tr, track.KindTx, conn, true)
 		} else {
 			// As BeginTx on a fresh checkout: the tx shares its stack and start.
-			tx = f.tr.OpenLike(leak.KindTx, leak.Opening{Like: conn, Holder: conn}, 0)
+			tx = f.tr.OpenLike(track.KindTx, track.Opening{Like: conn, Holder: conn}, 0)
 		}
-		f.add(leak.DefaultTxThreshold + time.Second)
+		f.add(track.DefaultTxThreshold + time.Second)
 		f.tr.Scan()
 		f.add(30 * time.Second)
 		f.tr.Scan()
@@ -166,21 +166,21 @@ func TestConnKeptAfterTxReportedOnce(t *testing.T) {
 	for _, elsewhere := range []bool{false, true} {
 		f := newCoverFixture(t)
 		connAt := here(1)
-		conn := f.tr.Open(leak.KindConn, 0)
+		conn := f.tr.Open(track.KindConn, 0)
 		f.add(10 * time.Second) // uncovered: 10s
-		tx := holding(f.tr, leak.KindTx, conn, elsewhere)
-		f.add(leak.DefaultTxThreshold + time.Second)
+		tx := holding(f.tr, track.KindTx, conn, elsewhere)
+		f.add(track.DefaultTxThreshold + time.Second)
 		f.tr.Scan()
-		if n := f.leaks(leak.KindTx); n != 1 {
+		if n := f.leaks(track.KindTx); n != 1 {
 			t.Fatalf("tx in another shard %v: %d tx reports; want 1", elsewhere, n)
 		}
 		f.tr.Close(tx)
 		f.tr.Scan()
-		f.add(leak.DefaultConnThreshold - 10*time.Second - time.Second) // uncovered: threshold - 1s
+		f.add(track.DefaultConnThreshold - 10*time.Second - time.Second) // uncovered: threshold - 1s
 		f.tr.Scan()
-		if n := f.leaks(leak.KindConn); n != 0 {
+		if n := f.leaks(track.KindConn); n != 0 {
 			t.Fatalf("tx in another shard %v: conn reported after %v out of a tx; want it kept until the threshold",
-				elsewhere, leak.DefaultConnThreshold-time.Second)
+				elsewhere, track.DefaultConnThreshold-time.Second)
 		}
 		f.add(2 * time.Second) // uncovered: threshold + 1s
 		f.tr.Scan()
@@ -191,10 +191,10 @@ func TestConnKeptAfterTxReportedOnce(t *testing.T) {
 		if got, want := fmt.Sprint(summary(reps)), "[conn leak conn release tx leak tx release]"; got != want {
 			t.Fatalf("tx in another shard %v: reports %s; want %s", elsewhere, got, want)
 		}
-		if c := find(reps, leak.KindConn, false); c.Origin != connAt || c.Age != 10*time.Second+leak.DefaultTxThreshold+time.Second+leak.DefaultConnThreshold-10*time.Second+time.Second {
+		if c := find(reps, track.KindConn, false); c.Origin != connAt || c.Age != 10*time.Second+track.DefaultTxThreshold+time.Second+track.DefaultConnThreshold-10*time.Second+time.Second {
 			t.Errorf("tx in another shard %v: conn report at %s, age %v; want %s, the checkout's age", elsewhere, c.Origin, c.Age, connAt)
 		}
-		if r := find(reps, leak.KindConn, true); r.Origin != connAt {
+		if r := find(reps, track.KindConn, true); r.Origin != connAt {
 			t.Errorf("tx in another shard %v: conn release at %s; want %s", elsewhere, r.Origin, connAt)
 		}
 	}
@@ -207,17 +207,17 @@ func TestConnKeptAfterTxReportedOnce(t *testing.T) {
 func TestLongTxConnSilent(t *testing.T) {
 	for _, elsewhere := range []bool{false, true} {
 		f := newCoverFixture(t)
-		conn := f.tr.Open(leak.KindConn, 0)
-		tx := holding(f.tr, leak.KindTx, conn, elsewhere)
+		conn := f.tr.Open(track.KindConn, 0)
+		tx := holding(f.tr, track.KindTx, conn, elsewhere)
 		for range 20 {
 			f.add(20 * time.Second)
-			rows := holding(f.tr, leak.KindRows, conn, !elsewhere)
+			rows := holding(f.tr, track.KindRows, conn, !elsewhere)
 			f.add(time.Second)
 			f.tr.Scan()
 			f.tr.Close(rows)
 			f.tr.Scan()
 		}
-		if n, c := f.leaks(leak.KindTx), f.leaks(leak.KindConn); n != 1 || c != 0 {
+		if n, c := f.leaks(track.KindTx), f.leaks(track.KindConn); n != 1 || c != 0 {
 			t.Errorf("tx in another shard %v: %d tx and %d conn reports while the tx is open; want 1 and 0", elsewhere, n, c)
 		}
 		f.tr.Close(tx)
@@ -237,12 +237,12 @@ func TestBusyConnStillReported(t *testing.T) {
 	for _, elsewhere := range []bool{false, true} {
 		f := newCoverFixture(t)
 		connAt := here(1)
-		conn := f.tr.Open(leak.KindConn, 0)
+		conn := f.tr.Open(track.KindConn, 0)
 		var covered time.Duration
-		for f.leaks(leak.KindConn) == 0 {
+		for f.leaks(track.KindConn) == 0 {
 			f.add(5 * time.Second)
 			conn.Note("UPDATE jobs SET beat = now()")
-			rows := holding(f.tr, leak.KindRows, conn, elsewhere)
+			rows := holding(f.tr, track.KindRows, conn, elsewhere)
 			f.add(time.Second)
 			covered += time.Second
 			f.tr.Close(rows)
@@ -252,9 +252,9 @@ func TestBusyConnStillReported(t *testing.T) {
 			}
 		}
 		reps := f.reports()
-		if len(reps) != 1 || reps[0].Origin != connAt || reps[0].Age-covered < leak.DefaultConnThreshold || reps[0].Age-covered > leak.DefaultConnThreshold+5*time.Second {
+		if len(reps) != 1 || reps[0].Origin != connAt || reps[0].Age-covered < track.DefaultConnThreshold || reps[0].Age-covered > track.DefaultConnThreshold+5*time.Second {
 			t.Errorf("tx in another shard %v: reports %s, the first at %s aged %v (%v of it in rows); want one conn report at %s, out of its rows for the threshold (%v) within a scan",
-				elsewhere, summary(reps), reps[0].Origin, reps[0].Age, covered, connAt, leak.DefaultConnThreshold)
+				elsewhere, summary(reps), reps[0].Origin, reps[0].Age, covered, connAt, track.DefaultConnThreshold)
 		}
 		f.tr.Close(conn)
 		if got, want := fmt.Sprint(summary(f.stop())), "[conn leak conn release]"; got != want {

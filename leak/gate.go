@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // This file is the test gate: [Check], [VerifyNone] and [VerifyTestMain]
@@ -49,7 +51,7 @@ func (f gateOption) apply(o *gateOpts) { f(o) }
 
 // gateOpts is what the options set; build fills in the defaults.
 type gateOpts struct {
-	trackers []*Tracker // from Pool; nil means every live pool
+	trackers []*track.Tracker // from Pool; nil means every live pool
 	origins  []string
 	funcs    []string
 	retry    time.Duration
@@ -113,7 +115,7 @@ func Pool(db *sql.DB) Option {
 			o.fail("leak.Pool: nil *sql.DB")
 			return
 		}
-		p, ok := db.Driver().(interface{ Tracker() *Tracker })
+		p, ok := db.Driver().(interface{ Tracker() *track.Tracker })
 		if !ok {
 			o.fail("leak.Pool: the *sql.DB (driver %T) was not opened through sqlwatch", db.Driver())
 			return
@@ -228,12 +230,9 @@ func Check(t TestingT, opts ...Option) func() {
 		t.Error(o.errorText("leak.Check"))
 		return func() {}
 	}
-	before := make(map[resID]struct{})
+	before := make(map[track.ID]struct{})
 	for _, tr := range o.pools() {
-		tr.collect(func(r *Resource) bool {
-			before[r.id()] = struct{}{}
-			return false
-		})
+		tr.OpenIDs(before)
 	}
 	return func() {
 		if h, ok := t.(interface{ Helper() }); ok {
@@ -274,16 +273,16 @@ func VerifyTestMain(m TestingM, opts ...Option) {
 }
 
 // pools returns the trackers to check.
-func (o *gateOpts) pools() []*Tracker {
+func (o *gateOpts) pools() []*track.Tracker {
 	if o.trackers != nil {
 		return o.trackers
 	}
-	return Trackers()
+	return track.Trackers()
 }
 
 // find waits up to the retry window for the resources not in before to
 // close, and describes those still open; "" means none.
-func (o *gateOpts) find(before map[resID]struct{}) string {
+func (o *gateOpts) find(before map[track.ID]struct{}) string {
 	deadline := time.Now().Add(o.retry)
 	poll := gateMinPoll
 	for {
@@ -300,21 +299,10 @@ func (o *gateOpts) find(before map[resID]struct{}) string {
 }
 
 // open lists the resources to report now, oldest first.
-func (o *gateOpts) open(before map[resID]struct{}) []Report {
+func (o *gateOpts) open(before map[track.ID]struct{}) []Report {
 	var out []Report
 	for _, tr := range o.pools() {
-		snaps := tr.collect(func(r *Resource) bool {
-			if _, old := before[r.id()]; old {
-				return false
-			}
-			return !r.covered() // the tx or rows holding it is reported instead
-		})
-		if len(snaps) == 0 {
-			continue
-		}
-		now := tr.cfg.Now()
-		for i := range snaps {
-			rep := tr.describe(&snaps[i], now)
+		for _, rep := range tr.Uncovered(before) {
 			if !o.ignored(&rep) {
 				out = append(out, rep)
 			}
@@ -353,7 +341,7 @@ func gateMessage(reps []Report, poolNames bool) string {
 	fmt.Fprintf(&b, "found %d unexpected open database %s opened through sqlwatch:", len(reps), noun)
 	for i := range reps {
 		r := &reps[i]
-		fmt.Fprintf(&b, "\n[%s] open for %s, %s %s", r.Kind, round(r.Age), r.Kind.verb(), r.Origin)
+		fmt.Fprintf(&b, "\n[%s] open for %s, %s %s", r.Kind, track.Round(r.Age), track.Verb(r.Kind), r.Origin)
 		if r.Func != "" {
 			fmt.Fprintf(&b, " (%s)", shortFunc(r.Func))
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -368,7 +369,7 @@ func TestPool(t *testing.T) {
 
 	// After DB.Close sqlwatch forgets the pool, but Pool still reaches it.
 	b.Close()
-	for _, tr := range leak.Trackers() {
+	for _, tr := range track.Trackers() {
 		if tr.DBName() == "gate-pool-b" {
 			t.Fatal("a closed pool is still listed")
 		}

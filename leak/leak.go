@@ -1,154 +1,141 @@
-// Package leak tracks the resources a database/sql pool hands out —
-// transactions, checked-out connections, open rows and prepared statements —
-// and reports those that stay open past a threshold.
+// Package leak reports the resources a database/sql pool opened through
+// sqlwatch leaves open — transactions, checked-out connections, open rows
+// and prepared statements — and the misuse its detectors find.
 //
-// A [Tracker] belongs to one pool. The wrapping driver (package
-// github.com/sqlwatch/sqlwatch/driver) calls [Tracker.Open] when a resource
-// is opened and [Tracker.Close] when it ends; the hot path captures the
-// caller's stack as program counters only. A watchdog goroutine, one per
-// Tracker, scans the open resources on an interval, and for each one older
-// than its kind's threshold logs exactly one warning through log/slog
-// (symbolizing the stack only then) and hands the same [Report] to the
-// configured callback. When a reported resource is finally closed, one info
-// line says how long it was held.
-//
-// All methods of Tracker and Resource are safe for concurrent use.
+// Every pool opened through package github.com/sqlwatch/sqlwatch/driver
+// is tracked: a watchdog logs, through log/slog, one [Report] for each
+// resource open past its kind's threshold, and one more line when it is
+// finally closed; the driver's detectors log a [Misuse]. The driver's
+// options (WithReportFunc, WithMisuseFunc) hand the same values to a
+// callback. [StatsOf] returns a pool's counters and [Snapshot] what it
+// has open now.
 //
 // The test gate fails a test that leaves a resource open, in the manner
 // of go.uber.org/goleak: t.Cleanup([Check](t)) at the start of a test,
 // [VerifyNone] for "nothing open at all", or [VerifyTestMain] in
-// TestMain. The failure lists each resource with its kind, age, origin
-// and stack; options ([Pool], [IgnoreOrigin], [IgnoreFunc], [RetryFor])
-// narrow what is checked and set how long to wait for database/sql to
-// close what it closes on its own goroutines.
+// TestMain. [NewMonitor] watches a pool's wait for connections and raises
+// a [PoolAlert]. [Handler] serves a live page of every open resource.
 //
-// [Handler] serves a live page of every open resource of every pool, as
-// HTML or JSON. It shows SQL text: mount it only behind the protection
-// given to net/http/pprof.
+// The fields of the report types are described in the README
+// (https://github.com/sqlwatch/sqlwatch#reports) and by go doc on
+// package internal/track, which defines them.
 package leak
 
 import (
-	"fmt"
-	"time"
+	"database/sql"
+	"slices"
 
-	"github.com/sqlwatch/sqlwatch/stack"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
-// Kind is the kind of a tracked resource.
-type Kind uint8
+// Kind is the kind of a tracked resource; its String method returns
+// "tx", "conn", "rows" or "stmt".
+type Kind = track.Kind
 
 // The kinds of tracked resources.
 const (
-	KindTx   Kind = iota + 1 // a transaction (*sql.Tx), from BeginTx to Commit or Rollback
-	KindConn                 // a connection checked out of the pool, until it is returned or closed
-	KindRows                 // a result set, from the query until Rows.Close
-	KindStmt                 // a prepared statement, from Prepare until Stmt.Close
+	KindTx   = track.KindTx   // a transaction (*sql.Tx), from BeginTx to Commit or Rollback
+	KindConn = track.KindConn // a connection checked out of the pool, until it is returned or closed
+	KindRows = track.KindRows // a result set, from the query until Rows.Close
+	KindStmt = track.KindStmt // a prepared statement, from Prepare until Stmt.Close
 )
 
-// numKinds sizes arrays indexed by Kind.
-const numKinds = int(KindStmt) + 1
+// Kinds returns every Kind, in order, in a new slice.
+func Kinds() []Kind { return slices.Clone(track.Kinds[:]) }
 
-// Kinds lists every Kind, in order.
-var Kinds = [...]Kind{KindTx, KindConn, KindRows, KindStmt}
+// Report describes a resource open past its threshold or, when Released
+// is true, the end of one reported earlier: its Kind, DBName, Age,
+// Threshold, Origin ("dir/file.go:LINE" of the application's call),
+// Func, Stack (the application's frames), Statements, LastQuery
+// (truncated, never argument values) and Goroutine.
+type Report = track.Report
 
-// String returns "tx", "conn", "rows" or "stmt".
-func (k Kind) String() string {
-	switch k {
-	case KindTx:
-		return "tx"
-	case KindConn:
-		return "conn"
-	case KindRows:
-		return "rows"
-	case KindStmt:
-		return "stmt"
+// Misuse describes one misuse found by the driver's detectors: its Kind
+// (one of the Misuse* constants), the statement that showed it (Here),
+// the other side (There), the error Class, the transactions that may
+// hold the lock (Holders), and for a dead conn its Age, Idle and State.
+type Misuse = track.Misuse
+
+// Site is one side of a [Misuse]: Origin, Func, Stack, Goroutine, Query.
+type Site = track.Site
+
+// TxHolder is an open transaction that may hold the lock of a
+// lock_conflict [Misuse].
+type TxHolder = track.TxHolder
+
+// Stats counts what sqlwatch did for one pool: leak reports (in all and
+// ReportedByKind, indexed by Kind), pool alerts, release lines, reports
+// suppressed by the rate limit or Dropped, Panics recovered, Misuse by
+// misuse kind and ConnDeaths by death state.
+type Stats = track.Stats
+
+// Misuse kinds: the kind field of a misuse report and the kind label of
+// sqlwatch_misuse_total.
+const (
+	// MisuseTxBypass: a goroutine that holds an open transaction runs a
+	// statement on the same pool outside it (a latent self-deadlock).
+	MisuseTxBypass = "tx_bypass"
+	// MisuseConcurrent: one tx or conn used by two goroutines at once.
+	MisuseConcurrent = "concurrent"
+	// MisuseOpenRows: a statement issued on a tx or conn while rows from
+	// it are still open.
+	MisuseOpenRows = "open_rows"
+	// MisuseLockConflict: a statement failed with a deadlock, a lock
+	// timeout or SQLite's busy; the report lists the likely holders.
+	MisuseLockConflict = "lock_conflict"
+	// MisuseConnKilled: a conn held by the application (in a tx, a
+	// *sql.Conn, open rows) died.
+	MisuseConnKilled = "conn_killed"
+)
+
+// MisuseKinds returns the misuse kinds, in a new slice.
+func MisuseKinds() []string { return slices.Clone(track.MisuseKinds[:]) }
+
+// Conn death states: Misuse.State and the keys of Stats.ConnDeaths.
+const (
+	DeathIdle = "idle"  // died in the pool: found dead at checkout or at the first statement
+	DeathHeld = "held"  // held by the application outside a transaction
+	DeathInTx = "in_tx" // inside a transaction
+)
+
+// Errors; test with errors.Is.
+var (
+	// ErrNotWatched: the *sql.DB was not opened through sqlwatch.
+	ErrNotWatched = track.ErrNotWatched
+	// ErrInvalidConfig: a negative duration or limit.
+	ErrInvalidConfig = track.ErrInvalidConfig
+)
+
+// tracker returns db's tracker.
+func tracker(db *sql.DB) (*track.Tracker, error) {
+	if db == nil {
+		return nil, ErrNotWatched
 	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
-// noun is the word a report's first line uses for the kind.
-func (k Kind) noun() string {
-	switch k {
-	case KindTx:
-		return "transaction"
-	case KindConn:
-		return "connection"
-	case KindRows:
-		return "rows"
-	case KindStmt:
-		return "prepared statement"
+	p, ok := db.Driver().(interface{ Tracker() *track.Tracker })
+	if !ok {
+		return nil, ErrNotWatched
 	}
-	return k.String()
+	return p.Tracker(), nil
 }
 
-// verb says what the application did at the origin.
-func (k Kind) verb() string {
-	switch k {
-	case KindTx:
-		return "begun at"
-	case KindConn:
-		return "checked out at"
-	case KindRows:
-		return "queried at"
-	case KindStmt:
-		return "prepared at"
+// StatsOf returns the counters of db's pool, or ErrNotWatched when db was
+// not opened through sqlwatch. It does not touch the pool.
+func StatsOf(db *sql.DB) (Stats, error) {
+	t, err := tracker(db)
+	if err != nil {
+		return Stats{}, err
 	}
-	return "opened at"
+	return t.Stats(), nil
 }
 
-// Report describes a resource open past its threshold, or, when Released
-// is true, the end of a resource that was reported earlier.
-type Report struct {
-	// Released is false for a leak report and true for the follow-up
-	// sent when the reported resource is finally closed.
-	Released bool
-	Kind     Kind
-	// DBName names the pool; it never holds a password.
-	DBName string
-	// Opened is when the resource was opened (on the tracker's clock).
-	Opened time.Time
-	// Age is how long the resource had been open when reported.
-	Age time.Duration
-	// Held is how long a released resource was open in all (Released only).
-	Held time.Duration
-	// Threshold is the kind's threshold that Age exceeded.
-	Threshold time.Duration
-	// Origin is "dir/file.go:LINE" of the application's call that opened
-	// the resource: the first frame outside the runtime, database/sql,
-	// sqlwatch and the known data-access libraries. It is "unknown" when
-	// no frame qualifies.
-	Origin string
-	// Func is the function at Origin.
-	Func string
-	// Stack holds the application's frames, innermost first.
-	Stack []stack.Frame
-	// Statements is the number of statements run on a tx or conn.
-	Statements int64
-	// LastQuery is the SQL text of the last statement of a tx or conn,
-	// or the query of rows and stmt, truncated; never argument values.
-	LastQuery string
-	// Goroutine is the id of the goroutine that opened the resource, as
-	// goroutine dumps print it.
-	Goroutine int64
-	// Suppressed counts the leak reports dropped by the rate limit since
-	// the previous report was logged.
-	Suppressed int64
-}
-
-// Stats counts what a Tracker did, for tests and metrics.
-type Stats struct {
-	Reported int64 // leak reports logged
-	// ReportedByKind splits Reported by Kind (index with a Kind).
-	ReportedByKind [numKinds]int64
-	PoolAlerts     int64 // pool-wait alerts raised by a Monitor
-	Released       int64 // release lines logged
-	Suppressed     int64 // leak reports dropped by the rate limit
-	Dropped        int64 // release lines and misuse reports dropped because the queue was full, logger or callback calls (the watchdog's or a Monitor's) still running when Stop gave up waiting, and release lines after Stop whose logger or callback was still running after 2 seconds
-	Panics         int64 // panics recovered from callbacks, loggers or sqlwatch itself
-	// Misuse counts what the driver's detectors found, by misuse kind
-	// (MisuseKinds), including occurrences not logged again.
-	Misuse map[string]int64
-	// ConnDeaths counts connections that died, by state (idle, held,
-	// in_tx).
-	ConnDeaths map[string]int64
+// Snapshot describes every resource of db's pool open now, oldest first,
+// as Reports whose Age is the age now; or it returns ErrNotWatched. It
+// symbolizes stacks, so it is slow: for pages and tests, never per
+// statement.
+func Snapshot(db *sql.DB) ([]Report, error) {
+	t, err := tracker(db)
+	if err != nil {
+		return nil, err
+	}
+	return t.Snapshot(), nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // lockedBuffer is a log destination written by the watchdog and read by
@@ -66,61 +66,61 @@ func TestMisuseReportShape(t *testing.T) {
 	cases := []struct {
 		name   string
 		kind   string
-		report func(tr *leak.Tracker)
+		report func(tr *track.Tracker)
 		own    []string // top-level keys of the kind, beside common
 		other  string   // the other side's object, "" if none
 	}{
-		{"tx_bypass", leak.MisuseTxBypass, func(tr *leak.Tracker) {
-			tx := tr.Open(leak.KindTx, 0) // no statement yet: the tx's query is "", still there
-			e := &leak.MisuseEvent{Kind: leak.MisuseTxBypass, Query: "UPDATE t SET a = 1", HereGoroutine: tx.Goroutine(), There: tx}
+		{"tx_bypass", track.MisuseTxBypass, func(tr *track.Tracker) {
+			tx := tr.Open(track.KindTx, 0) // no statement yet: the tx's query is "", still there
+			e := &track.MisuseEvent{Kind: track.MisuseTxBypass, Query: "UPDATE t SET a = 1", HereGoroutine: tx.Goroutine(), There: tx}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, nil, "tx"},
-		{"concurrent", leak.MisuseConcurrent, func(tr *leak.Tracker) {
-			rows := tr.Open(leak.KindRows, 0)
+		{"concurrent", track.MisuseConcurrent, func(tr *track.Tracker) {
+			rows := tr.Open(track.KindRows, 0)
 			rows.Note("SELECT a FROM t")
-			e := &leak.MisuseEvent{Kind: leak.MisuseConcurrent, Query: "SELECT b FROM t", HereGoroutine: rows.Goroutine() + 1, There: rows}
+			e := &track.MisuseEvent{Kind: track.MisuseConcurrent, Query: "SELECT b FROM t", HereGoroutine: rows.Goroutine() + 1, There: rows}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, nil, "rows"},
-		{"open_rows", leak.MisuseOpenRows, func(tr *leak.Tracker) {
-			rows := tr.Open(leak.KindRows, 0)
+		{"open_rows", track.MisuseOpenRows, func(tr *track.Tracker) {
+			rows := tr.Open(track.KindRows, 0)
 			rows.Note("SELECT a FROM t")
-			e := &leak.MisuseEvent{Kind: leak.MisuseOpenRows, Query: "UPDATE t SET a = 1", HereGoroutine: rows.Goroutine(), There: rows}
+			e := &track.MisuseEvent{Kind: track.MisuseOpenRows, Query: "UPDATE t SET a = 1", HereGoroutine: rows.Goroutine(), There: rows}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, nil, "rows"},
-		{"lock_conflict", leak.MisuseLockConflict, func(tr *leak.Tracker) {
-			other := tr.Open(leak.KindTx, 0)
+		{"lock_conflict", track.MisuseLockConflict, func(tr *track.Tracker) {
+			other := tr.Open(track.KindTx, 0)
 			other.Note("UPDATE t SET a = 2 WHERE id = 1")
-			self := tr.Open(leak.KindTx, 0)
-			e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: "lock_timeout", Query: "UPDATE t SET a = 3 WHERE id = 1", HereGoroutine: 1, Self: self}
+			self := tr.Open(track.KindTx, 0)
+			e := &track.MisuseEvent{Kind: track.MisuseLockConflict, Class: "lock_timeout", Query: "UPDATE t SET a = 3 WHERE id = 1", HereGoroutine: 1, Self: self}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, []string{"class", "holders"}, ""},
-		{"lock_conflict with no other tx", leak.MisuseLockConflict, func(tr *leak.Tracker) {
-			e := &leak.MisuseEvent{Kind: leak.MisuseLockConflict, Class: "busy", Query: "UPDATE t SET a = 3", HereGoroutine: 1}
+		{"lock_conflict with no other tx", track.MisuseLockConflict, func(tr *track.Tracker) {
+			e := &track.MisuseEvent{Kind: track.MisuseLockConflict, Class: "busy", Query: "UPDATE t SET a = 3", HereGoroutine: 1}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, []string{"class", "holders"}, ""},
-		{"conn_killed", leak.MisuseConnKilled, func(tr *leak.Tracker) {
-			tx := tr.Open(leak.KindTx, 0)
+		{"conn_killed", track.MisuseConnKilled, func(tr *track.Tracker) {
+			tx := tr.Open(track.KindTx, 0)
 			tx.Note("SELECT CONNECTION_ID()")
-			e := &leak.MisuseEvent{Kind: leak.MisuseConnKilled, Class: "bad_conn", Query: "SELECT COUNT(*) FROM t", HereGoroutine: tx.Goroutine(),
-				There: tx, Age: 2 * time.Second, Idle: 1500 * time.Millisecond, State: leak.DeathInTx}
+			e := &track.MisuseEvent{Kind: track.MisuseConnKilled, Class: "bad_conn", Query: "SELECT COUNT(*) FROM t", HereGoroutine: tx.Goroutine(),
+				There: tx, Age: 2 * time.Second, Idle: 1500 * time.Millisecond, State: track.DeathInTx}
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, []string{"class", "state", "age", "idle"}, "holder"},
-		{"conn_death_hint", "conn_death_hint", func(tr *leak.Tracker) {
+		{"conn_death_hint", "conn_death_hint", func(tr *track.Tracker) {
 			for _, idle := range []time.Duration{28 * time.Second, 30 * time.Second, 31 * time.Second} {
-				tr.ConnDied(leak.DeathIdle, idle)
+				tr.ConnDied(track.DeathIdle, idle)
 			}
 		}, nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var buf lockedBuffer
-			tr, err := leak.NewTracker(leak.Config{DBName: "orders", Interval: time.Hour, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+			tr, err := track.NewTracker(track.Config{DBName: "orders", Interval: time.Hour, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +167,7 @@ func TestMisuseReportShape(t *testing.T) {
 					t.Errorf("stack: %v; want a list of frames", line["stack"])
 				}
 			}
-			if c.kind == leak.MisuseLockConflict {
+			if c.kind == track.MisuseLockConflict {
 				hs, ok := line["holders"].([]any)
 				if !ok {
 					t.Fatalf("holders: %v; want a list", line["holders"])

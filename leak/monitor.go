@@ -1,45 +1,24 @@
 package leak
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"log/slog"
-	"runtime"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/sqlwatch/sqlwatch/stack"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
-
-// Monitor defaults; see [MonitorConfig].
-const (
-	DefaultMonitorInterval = time.Second
-	DefaultWaitLimit       = time.Second
-	DefaultAlertGap        = time.Minute
-)
-
-// ErrNotWatched is returned by [NewMonitor] for a *sql.DB that was not
-// opened through sqlwatch.
-var ErrNotWatched = errors.New("sqlwatch: the *sql.DB was not opened through sqlwatch")
 
 // MonitorConfig configures a [Monitor]. Zero fields take their defaults.
 type MonitorConfig struct {
-	// Interval between polls of DB.Stats. Default DefaultMonitorInterval.
+	// Interval between polls of DB.Stats. Default 1s.
 	Interval time.Duration
 	// WaitLimit is the mean wait above which an alert is raised, and how
 	// long a goroutine may wait for a connection of a saturated pool, with
 	// none returned meanwhile, before the pool counts as stalled. Default
-	// DefaultWaitLimit.
+	// 1s.
 	WaitLimit time.Duration
 	// AlertGap is the least time between two alerts of one pool; an
-	// episode that starts sooner is not alerted. Default
-	// DefaultAlertGap.
+	// episode that starts sooner is not alerted. Default 1m.
 	AlertGap time.Duration
 	// Logger receives alerts and recoveries. Default: the pool's logger.
 	Logger *slog.Logger
@@ -49,485 +28,49 @@ type MonitorConfig struct {
 	// running then is counted as dropped (Stats.Dropped).
 	// A recovery is delivered only for an episode that was alerted.
 	OnAlert func(PoolAlert)
-
-	// For tests: the stats source (default db.Stats), the clock (default
-	// the tracker's) and the goroutine dump (default runtime.Stack of all
-	// goroutines).
-	Stats      func() sql.DBStats
-	Now        func() time.Time
-	Goroutines func() []byte
 }
 
-// PoolAlert is a pool-wait alert, or (Recovered) the end of one.
-type PoolAlert struct {
-	Recovered bool
-	DBName    string
-	// Reason is "wait" (the mean wait of recent acquisitions, see
-	// MeanWait, exceeded the limit) or "stall" (all connections in use and a goroutine has
-	// waited longer than the limit with none returned meanwhile).
-	Reason    string
-	WaitLimit time.Duration
-	// MeanWait is the mean wait of the acquisitions since the last poll
-	// that saw a free connection (waits still going on count with no
-	// duration yet).
-	MeanWait time.Duration
-	// SinceReturn is, for a stall, how long a goroutine has been waiting
-	// with no connection returned (at least: waits and returns are dated
-	// to the polls that see them); for a wait alert, the time since the
-	// last poll that saw a return.
-	SinceReturn time.Duration
-	Duration    time.Duration // for a recovery, how long the episode lasted
-	Stats       sql.DBStats
-	Holders     []Holder // oldest first
-	Waiters     []Waiter
-	// SelfDeadlock is true when a waiting goroutine itself holds a
-	// connection of the same pool: it waits for itself.
-	SelfDeadlock bool
-}
+// PoolAlert is a pool-wait alert or, when Recovered, the end of one: its
+// Reason ("wait": the mean wait over WaitLimit; "stall": all connections
+// in use and a goroutine waiting longer than WaitLimit with none
+// returned), MeanWait, SinceReturn, the pool's DBStats, the Holders of
+// its connections, the goroutines waiting (Waiters), and SelfDeadlock
+// when a waiter itself holds a connection of the pool.
+type PoolAlert = track.PoolAlert
 
-// Holder is one checked-out connection.
-type Holder struct {
-	Age       time.Duration `json:"-"`
-	AgeText   string        `json:"age"`
-	Origin    string        `json:"origin"`
-	Func      string        `json:"func"`
-	InTx      bool          `json:"in_tx"`
-	LastQuery string        `json:"last_query"`
-	Goroutine int64         `json:"goroutine"`
-}
+// Holder is one checked-out connection in a [PoolAlert].
+type Holder = track.Holder
 
-// Waiter is one goroutine waiting for a connection of the pool (or of
-// another pool of the process: database/sql's stack does not say which).
-type Waiter struct {
-	Goroutine int64    `json:"goroutine"`
-	State     string   `json:"state"` // as the goroutine dump prints it, e.g. "select, 2 minutes"
-	Origin    string   `json:"origin"`
-	Func      string   `json:"func"`
-	Stack     []string `json:"stack"`
-	// Holds is true when this goroutine holds a connection of the pool.
-	// (A goroutine that opened a resource and moved on, such as a
-	// keep-alive HTTP server goroutine after a leaky request, still counts
-	// as its holder.)
-	Holds bool `json:"holds_conn"`
-
-	funcs map[string]bool // the functions on its stack
-}
+// Waiter is one goroutine waiting for a connection in a [PoolAlert].
+type Waiter = track.Waiter
 
 // Monitor polls a pool's statistics and raises an alert when acquiring a
 // connection takes too long or the pool stalls. Create it with
 // [NewMonitor]; Stop it before or with the pool.
 type Monitor struct {
-	t    *Tracker
-	cfg  MonitorConfig
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
-
-	// db is the pool's address as a goroutine dump prints it, to tell
-	// its waiters from other pools' (database/sql.(*DB).conn's receiver).
-	db string
-
-	checkMu sync.Mutex // serializes Check
-
-	// poll state, guarded by checkMu
-	prev        sql.DBStats // the last poll's stats
-	win         sql.DBStats // the stats of the last poll that saw a free connection
-	havePrev    bool
-	returnCount uint64      // the tracker's returns at the last poll
-	lastReturn  time.Time   // the last poll that saw a return
-	base        sql.DBStats // the stats of the last poll that saw a return or the end of a wait
-	baseAt      time.Time   // that poll's time
-	waitAt      time.Time   // the first poll since baseAt that saw a wait begin; zero if none
-	lastDump    time.Time
-	inEpisode   bool
-	alerted     bool // the current episode was alerted
-	cleared     bool // a stall episode saw a return or the pool no longer full
-	episodeAt   time.Time
-	lastAlert   time.Time
-	reason      string // of the current episode
+	m *track.Monitor
 }
 
 // NewMonitor starts monitoring db, which must have been opened through
-// sqlwatch. Negative durations are an error wrapping ErrInvalidConfig.
+// sqlwatch (else ErrNotWatched). Negative durations are an error
+// wrapping ErrInvalidConfig.
 func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
-	if db == nil {
-		return nil, ErrNotWatched
-	}
-	p, ok := db.Driver().(interface{ Tracker() *Tracker })
-	if !ok {
-		return nil, ErrNotWatched
-	}
-	if cfg.Stats == nil {
-		cfg.Stats = db.Stats
-	}
-	m, err := newMonitor(p.Tracker(), cfg)
+	m, err := track.NewMonitor(db, track.MonitorConfig{
+		Interval:  cfg.Interval,
+		WaitLimit: cfg.WaitLimit,
+		AlertGap:  cfg.AlertGap,
+		Logger:    cfg.Logger,
+		OnAlert:   cfg.OnAlert,
+	})
 	if err != nil {
 		return nil, err
 	}
-	m.db = fmt.Sprintf("%p", db)
-	go m.run()
-	return m, nil
-}
-
-func newMonitor(t *Tracker, cfg MonitorConfig) (*Monitor, error) {
-	if cfg.Interval < 0 || cfg.WaitLimit < 0 || cfg.AlertGap < 0 {
-		return nil, fmt.Errorf("%w: negative monitor interval, wait limit or alert gap", ErrInvalidConfig)
-	}
-	if cfg.Interval == 0 {
-		cfg.Interval = DefaultMonitorInterval
-	}
-	if cfg.WaitLimit == 0 {
-		cfg.WaitLimit = DefaultWaitLimit
-	}
-	if cfg.AlertGap == 0 {
-		cfg.AlertGap = DefaultAlertGap
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = t.cfg.Logger
-	}
-	if cfg.Now == nil {
-		cfg.Now = t.cfg.Now
-	}
-	if cfg.Goroutines == nil {
-		cfg.Goroutines = allGoroutines
-	}
-	return &Monitor{t: t, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Monitor{m: m}, nil
 }
 
 // Stop stops the monitor and waits for it. Idempotent.
-func (m *Monitor) Stop() {
-	m.once.Do(func() {
-		close(m.stop)
-		<-m.done
-	})
-}
+func (m *Monitor) Stop() { m.m.Stop() }
 
-func (m *Monitor) run() {
-	defer close(m.done)
-	defer stopping.Delete(m)
-	tick := time.NewTicker(m.cfg.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-			m.Check()
-		}
-	}
-}
-
-// Check polls once. The monitor calls it on its interval; tests call it
-// with injected stats and clock. Concurrent calls run one after the
-// other.
-//
-// A stall is raised only on proof that a goroutine has waited longer than
-// WaitLimit while no connection came back: database/sql counts a wait in
-// WaitCount when it begins and adds it to WaitDuration when it ends, and
-// the tracker counts the returns. Since the last poll that saw a return
-// or the end of a wait (the base), WaitCount rising with WaitDuration
-// unchanged proves a wait that is still going on, begun by the first poll
-// that saw it rise; with WaitCount unchanged, a goroutine dump that shows
-// a waiter proves a wait begun before the base. Waits and returns are
-// dated to the polls that see them, so a wait's length is never
-// overstated: time in which nobody waited (an idle pool) never counts.
-func (m *Monitor) Check() {
-	m.checkMu.Lock()
-	defer m.checkMu.Unlock()
-	defer m.t.recoverPanic()
-	// Stats, then returns, then the clock: a return or a wait seen here
-	// happened before now.
-	s := m.cfg.Stats()
-	rc := m.t.returns()
-	now := m.cfg.Now()
-	if !m.havePrev {
-		m.prev, m.win, m.havePrev = s, s, true
-		m.returnCount, m.lastReturn = rc, now
-		m.base, m.baseAt, m.waitAt = s, now, time.Time{}
-		return
-	}
-	returned := rc != m.returnCount
-	m.returnCount = rc
-	if returned {
-		m.lastReturn = now
-	}
-	ended := s.WaitDuration != m.base.WaitDuration
-	if returned || ended {
-		m.base, m.baseAt, m.waitAt = s, now, time.Time{}
-	} else if s.WaitCount > m.base.WaitCount && m.waitAt.IsZero() {
-		m.waitAt = now
-	}
-
-	dCount := s.WaitCount - m.prev.WaitCount
-	m.prev = s
-	saturated := s.MaxOpenConnections > 0 && s.InUse >= s.MaxOpenConnections
-	// The mean wait is taken over the waits since the last poll that saw
-	// the pool with a free connection (no wait going on): a wait that
-	// began before that poll has ended and was counted, and one going on
-	// now is counted with no duration yet, so the mean never overstates.
-	var mean time.Duration
-	if dDur := s.WaitDuration - m.win.WaitDuration; dDur > 0 {
-		mean = dDur / time.Duration(max(s.WaitCount-m.win.WaitCount, 1))
-	}
-	if !saturated {
-		m.win = s
-	}
-	limit := m.cfg.WaitLimit
-
-	// waited is the proven length of a wait still going on with no
-	// connection returned (a lower bound); stalled when it exceeds the
-	// limit. The goroutine dump is read at most once per limit.
-	var waited time.Duration
-	stalled := false
-	if saturated && !returned && !ended && !m.inEpisode {
-		switch {
-		case !m.waitAt.IsZero():
-			waited = now.Sub(m.waitAt)
-			stalled = waited > limit
-		case s.WaitCount == m.base.WaitCount && now.Sub(m.baseAt) > limit && now.Sub(m.lastDump) >= limit:
-			m.lastDump = now
-			if len(m.waiters()) > 0 {
-				waited, stalled = now.Sub(m.baseAt), true
-			}
-		}
-	}
-	waiting := mean > limit
-
-	if !m.inEpisode {
-		if !stalled && !waiting {
-			return
-		}
-		reason := "wait"
-		if stalled {
-			reason = "stall"
-		}
-		m.inEpisode, m.episodeAt, m.reason, m.cleared = true, now, reason, false
-		m.alerted = m.lastAlert.IsZero() || now.Sub(m.lastAlert) >= m.cfg.AlertGap
-		if !m.alerted {
-			return
-		}
-		m.lastAlert = now
-		since := now.Sub(m.lastReturn)
-		if stalled {
-			since = waited
-		}
-		m.alert(PoolAlert{DBName: m.t.cfg.DBName, Reason: reason, WaitLimit: limit,
-			MeanWait: mean, SinceReturn: since, Stats: s})
-		return
-	}
-	// An episode ends when its cause is gone and waits are back under
-	// the limit: a stall once a connection came back (or the pool is no
-	// longer full), a wait episode once no new wait began (or the pool is
-	// no longer full). Its recovery is logged only when it was alerted.
-	m.cleared = m.cleared || returned || !saturated
-	var over bool
-	if m.reason == "stall" {
-		over = m.cleared && !waiting
-	} else {
-		over = !waiting && (!saturated || dCount == 0)
-	}
-	if !over {
-		return
-	}
-	m.inEpisode = false
-	if m.alerted {
-		m.alerted = false
-		m.recovered(PoolAlert{Recovered: true, DBName: m.t.cfg.DBName, Duration: now.Sub(m.episodeAt), Stats: s})
-	}
-}
-
-func (m *Monitor) alert(a PoolAlert) {
-	m.t.poolAlerts.Add(1)
-	a.Holders = m.holders()
-	a.Waiters = m.waiters()
-	// A self-deadlock: a waiter holds a conn of the pool, taken by a
-	// function that is still running on its stack (it began a tx, then
-	// used the pool instead of the tx).
-	for i := range a.Waiters {
-		w := &a.Waiters[i]
-		for _, h := range a.Holders {
-			if h.Goroutine == 0 || h.Goroutine != w.Goroutine {
-				continue
-			}
-			w.Holds = true
-			if w.funcs[h.Func] {
-				a.SelfDeadlock = true
-			}
-		}
-	}
-	s := a.Stats
-	var msg string
-	if a.Reason == "stall" {
-		msg = fmt.Sprintf("sqlwatch: pool stalled: %d/%d connections in use, %d goroutines waiting, none returned for %s",
-			s.InUse, s.MaxOpenConnections, len(a.Waiters), round(a.SinceReturn))
-	} else {
-		msg = fmt.Sprintf("sqlwatch: pool waits average %s (limit %s), %d/%d connections in use",
-			round(a.MeanWait), a.WaitLimit, s.InUse, s.MaxOpenConnections)
-	}
-	if len(a.Holders) > 0 {
-		msg += "; oldest holder " + a.Holders[0].Origin
-	}
-	if a.SelfDeadlock {
-		msg += "; SELF-DEADLOCK: a goroutine waits for a connection while holding one of the same pool"
-	}
-	m.log(slog.LevelWarn, msg, []slog.Attr{
-		slog.String("kind", "pool_wait"),
-		slog.String("db_name", a.DBName),
-		slog.String("reason", a.Reason),
-		slog.Int("in_use", s.InUse),
-		slog.Int("max_open", s.MaxOpenConnections),
-		slog.Int64("wait_count", s.WaitCount),
-		slog.String("mean_wait", round(a.MeanWait).String()),
-		slog.String("since_return", round(a.SinceReturn).String()),
-		slog.Any("holders", a.Holders),
-		slog.Any("waiters", a.Waiters),
-		slog.Bool("self_deadlock", a.SelfDeadlock),
-	})
-	m.callback(a)
-}
-
-func (m *Monitor) recovered(a PoolAlert) {
-	msg := fmt.Sprintf("sqlwatch: pool recovered after %s, %d/%d connections in use", round(a.Duration), a.Stats.InUse, a.Stats.MaxOpenConnections)
-	m.log(slog.LevelInfo, msg, []slog.Attr{
-		slog.String("kind", "pool_wait"),
-		slog.String("db_name", a.DBName),
-		slog.String("duration", round(a.Duration).String()),
-	})
-	m.callback(a)
-}
-
-// log and callback call the application's logger and OnAlert as the
-// watchdog does (see Tracker.guard): a panic is recovered and counted,
-// and one that does not return holds Stop for stopGrace at most.
-func (m *Monitor) log(level slog.Level, msg string, attrs []slog.Attr) {
-	m.t.guardFor(m, m.stop, func() { m.cfg.Logger.LogAttrs(context.Background(), level, msg, attrs...) })
-}
-
-func (m *Monitor) callback(a PoolAlert) {
-	if m.cfg.OnAlert == nil {
-		return
-	}
-	m.t.guardFor(m, m.stop, func() { m.cfg.OnAlert(a) })
-}
-
-// holders lists the checked-out conns, oldest first.
-func (m *Monitor) holders() []Holder {
-	now := m.cfg.Now()
-	snaps := m.t.collect(func(r *Resource) bool { return r.kind == KindConn })
-	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
-	out := make([]Holder, 0, len(snaps))
-	for i := range snaps {
-		rep := m.t.describe(&snaps[i], now)
-		out = append(out, Holder{
-			Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
-			InTx: snaps[i].inTx, LastQuery: rep.LastQuery, Goroutine: snaps[i].goid,
-		})
-	}
-	return out
-}
-
-// waiters finds, in a dump of all goroutines, those blocked in
-// database/sql's connection request.
-func (m *Monitor) waiters() []Waiter {
-	var out []Waiter
-	for _, g := range parseGoroutines(m.cfg.Goroutines()) {
-		waiting := false
-		for _, f := range g.frames {
-			if f.Function == "database/sql.(*DB).conn" {
-				waiting = true
-				break
-			}
-		}
-		if !waiting || !strings.HasPrefix(g.state, "select") {
-			continue
-		}
-		if m.db != "" && g.connDB != "" && g.connDB != m.db {
-			continue // waits for another pool
-		}
-		w := Waiter{Goroutine: g.id, State: g.state, funcs: map[string]bool{}}
-		for _, f := range g.frames {
-			w.funcs[f.Function] = true
-		}
-		origin, app, ok := m.t.cfg.Filter.Split(g.frames)
-		if ok {
-			w.Origin, w.Func = origin.Location(), origin.Function
-		} else {
-			w.Origin = "unknown"
-		}
-		w.Stack = frameStrings(app)
-		out = append(out, w)
-	}
-	return out
-}
-
-func allGoroutines() []byte {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return buf[:n]
-		}
-		if len(buf) >= 64<<20 {
-			return buf[:n]
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-type goroutine struct {
-	id     int64
-	state  string
-	frames []stack.Frame
-	connDB string // the receiver of its database/sql.(*DB).conn frame, as printed ("0xc0000f2000"), if any
-}
-
-// parseGoroutines reads runtime.Stack(buf, true) output:
-//
-//	goroutine 7 [select, 2 minutes]:
-//	database/sql.(*DB).conn(0xc000, {0x1, 0x2}, 0x1)
-//		/usr/local/go/src/database/sql/sql.go:1365 +0x5a5
-//	...
-func parseGoroutines(dump []byte) []goroutine {
-	var out []goroutine
-	for _, block := range bytes.Split(dump, []byte("\n\n")) {
-		lines := strings.Split(strings.TrimSpace(string(block)), "\n")
-		if len(lines) == 0 || !strings.HasPrefix(lines[0], "goroutine ") {
-			continue
-		}
-		head := strings.TrimPrefix(lines[0], "goroutine ")
-		idText, rest, _ := strings.Cut(head, " ")
-		id, err := strconv.ParseInt(idText, 10, 64)
-		if err != nil {
-			continue
-		}
-		g := goroutine{id: id}
-		if i, j := strings.IndexByte(rest, '['), strings.LastIndexByte(rest, ']'); i >= 0 && j > i {
-			g.state = rest[i+1 : j]
-		}
-		for k := 1; k+1 < len(lines); k += 2 {
-			fn := lines[k]
-			if strings.HasPrefix(fn, "created by ") {
-				break
-			}
-			if p := strings.LastIndexByte(fn, '('); p > 0 {
-				if fn[:p] == "database/sql.(*DB).conn" && g.connDB == "" {
-					arg, _, _ := strings.Cut(fn[p+1:], ",")
-					g.connDB = strings.TrimSuffix(strings.TrimSuffix(arg, ")"), "?")
-				}
-				fn = fn[:p]
-			}
-			loc := strings.TrimSpace(lines[k+1])
-			if sp := strings.LastIndexByte(loc, ' '); sp > 0 {
-				loc = loc[:sp]
-			}
-			file, lineText, _ := strings.Cut(loc, ":")
-			if c := strings.LastIndexByte(loc, ':'); c > 0 {
-				file, lineText = loc[:c], loc[c+1:]
-			}
-			line, _ := strconv.Atoi(lineText)
-			g.frames = append(g.frames, stack.Frame{Function: fn, File: file, Line: line})
-		}
-		out = append(out, g)
-	}
-	return out
-}
+// Check polls once, as the monitor does on its interval. Concurrent
+// calls run one after the other.
+func (m *Monitor) Check() { m.m.Check() }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -293,7 +294,7 @@ func TestPageEscapes(t *testing.T) {
 
 // With no pool open, the page says so.
 func TestPageEmpty(t *testing.T) {
-	if len(leak.Trackers()) > 0 {
+	if len(track.Trackers()) > 0 {
 		t.Skip("other pools are open")
 	}
 	if body := get(t, "GET", "/").Body.String(); !strings.Contains(body, "No pool opened through sqlwatch is open.") {

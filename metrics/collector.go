@@ -1,3 +1,18 @@
+// Package metrics exports Prometheus metrics for pools opened through
+// sqlwatch: open and oldest transactions and checkouts, their durations,
+// statement latencies, errors by cause, leak reports and pool-wait alerts,
+// next to client_golang's own go_sql_* pool statistics.
+//
+// Wire a pool to a registry with [Register]:
+//
+//	db, _ := sql.Open("mysql+watch", dsn)
+//	if err := metrics.Register(prometheus.DefaultRegisterer, db); err != nil { ... }
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// Every series carries a constant db_name label, the pool's name (see
+// driver.WithDBName). No label ever carries SQL text, a DSN or an
+// unbounded value. Until a collector for a pool is registered, the
+// driver records nothing for it: the hot path pays one atomic load.
 package metrics
 
 import (
@@ -8,28 +23,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sqlwatch/sqlwatch/internal/record"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
-// Errors returned by [New] and [Register]; test with errors.Is.
+// Errors returned by [New] and [Register], beside leak.ErrNotWatched for
+// a *sql.DB not opened through sqlwatch; test with errors.Is.
 var (
-	ErrNotWatched        = errors.New("sqlwatch: the *sql.DB was not opened through sqlwatch")
 	ErrNilRegisterer     = errors.New("sqlwatch: nil prometheus.Registerer")
 	ErrAlreadyRegistered = errors.New("sqlwatch: metrics already registered")
 )
 
 // pool is what db.Driver() returns for a pool opened through sqlwatch.
 type pool interface {
-	Tracker() *leak.Tracker
-	Recorder() *Recorder
+	Tracker() *track.Tracker
+	Recorder() *record.Recorder
 }
 
 // Collector is a prometheus.Collector for one pool: sqlwatch's own
 // metrics plus client_golang's DBStats collector (go_sql_*), all with the
 // pool's db_name label.
 type Collector struct {
-	rec     *Recorder
-	tracker *leak.Tracker
+	rec     *record.Recorder
+	tracker *track.Tracker
 	dbstats prometheus.Collector
 
 	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts, misuse, deaths, connHold *prometheus.Desc
@@ -43,11 +60,11 @@ var _ prometheus.Collector = (*Collector)(nil)
 // or until its Describe is called by a registry.
 func New(db *sql.DB) (*Collector, error) {
 	if db == nil {
-		return nil, ErrNotWatched
+		return nil, leak.ErrNotWatched
 	}
 	p, ok := db.Driver().(pool)
 	if !ok {
-		return nil, ErrNotWatched
+		return nil, leak.ErrNotWatched
 	}
 	rec, t := p.Recorder(), p.Tracker()
 	labels := prometheus.Labels{"db_name": t.DBName()}
@@ -88,7 +105,7 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 	wasOn := c.rec.Enabled()
 	if err := reg.Register(c); err != nil {
 		if !wasOn {
-			c.rec.on.Store(false)
+			c.rec.SetEnabled(false)
 		}
 		return fmt.Errorf("%w: db_name %q on this registry (name pools apart with driver.WithDBName): %v",
 			ErrAlreadyRegistered, c.tracker.DBName(), err)
@@ -97,21 +114,21 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 }
 
 // holdMetric is sqlwatch_conn_hold_seconds, from the histogram the
-// tracker keeps under its own locks (see leak.Tracker.CloseHeld).
+// tracker keeps under its own locks (see track.Tracker.CloseHeld).
 func (c *Collector) holdMetric() prometheus.Metric {
 	bounds, counts, sum := c.tracker.HoldHistogram()
 	upper := make([]float64, len(bounds))
 	for i, b := range bounds {
 		upper[i] = b.Seconds()
 	}
-	return constHistogram(c.connHold, upper, counts, sum)
+	return record.ConstHistogram(c.connHold, upper, counts, sum)
 }
 
 // Describe sends the descriptors of every metric, and turns the pool's
 // hot-path recording on.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	c.rec.on.Store(true)
-	c.rec.describe(ch)
+	c.rec.SetEnabled(true)
+	c.rec.Describe(ch)
 	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths, c.connHold} {
 		ch <- d
 	}
@@ -120,22 +137,22 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect computes the gauges from the tracker at scrape time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.rec.on.Store(true)
-	c.rec.collect(ch, c.tracker)
+	c.rec.SetEnabled(true)
+	c.rec.Collect(ch, c.tracker)
 	ch <- c.holdMetric()
 
-	txN, txAge := c.tracker.Oldest(leak.KindTx)
-	connN, connAge := c.tracker.Oldest(leak.KindConn)
+	txN, txAge := c.tracker.Oldest(track.KindTx)
+	connN, connAge := c.tracker.Oldest(track.KindConn)
 	ch <- prometheus.MustNewConstMetric(c.txOpen, prometheus.GaugeValue, float64(txN))
 	ch <- prometheus.MustNewConstMetric(c.txOldest, prometheus.GaugeValue, txAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.connOut, prometheus.GaugeValue, float64(connN))
 	ch <- prometheus.MustNewConstMetric(c.connOldest, prometheus.GaugeValue, connAge.Seconds())
 	st := c.tracker.Stats()
-	for _, k := range leak.Kinds {
+	for _, k := range track.Kinds {
 		ch <- prometheus.MustNewConstMetric(c.leaks, prometheus.CounterValue, float64(st.ReportedByKind[k]), k.String())
 	}
 	ch <- prometheus.MustNewConstMetric(c.poolAlerts, prometheus.CounterValue, float64(st.PoolAlerts))
-	for _, k := range leak.MisuseKinds {
+	for _, k := range track.MisuseKinds {
 		ch <- prometheus.MustNewConstMetric(c.misuse, prometheus.CounterValue, float64(st.Misuse[k]), k)
 	}
 	for _, s := range []string{leak.DeathIdle, leak.DeathHeld, leak.DeathInTx} {

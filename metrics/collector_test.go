@@ -14,6 +14,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
+	"github.com/sqlwatch/sqlwatch/internal/record"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
@@ -178,8 +179,8 @@ func TestRegisterErrors(t *testing.T) {
 	f(metrics.Register(reg, a), metrics.ErrAlreadyRegistered)
 	f(metrics.Register(reg, openDB(t, "orders")), metrics.ErrAlreadyRegistered)
 	f(metrics.Register(nil, a), metrics.ErrNilRegisterer)
-	f(metrics.Register(reg, fakedb.New(fakedb.Full).OpenDB()), metrics.ErrNotWatched)
-	f(metrics.Register(reg, nil), metrics.ErrNotWatched)
+	f(metrics.Register(reg, fakedb.New(fakedb.Full).OpenDB()), leak.ErrNotWatched)
+	f(metrics.Register(reg, nil), leak.ErrNotWatched)
 	if err := metrics.Register(reg, openDB(t, "payments")); err != nil {
 		t.Errorf("a second pool with its own name: %v", err)
 	}
@@ -232,7 +233,7 @@ func TestFailedRegisterRecordsNothing(t *testing.T) {
 	if err := metrics.Register(reg, b); !errors.Is(err, metrics.ErrAlreadyRegistered) {
 		t.Fatalf("got %v; want ErrAlreadyRegistered", err)
 	}
-	rec := b.Driver().(interface{ Recorder() *metrics.Recorder }).Recorder()
+	rec := b.Driver().(interface{ Recorder() *record.Recorder }).Recorder()
 	if rec.Enabled() {
 		t.Error("the refused pool records its statements")
 	}

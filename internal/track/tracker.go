@@ -1,4 +1,4 @@
-package leak
+package track
 
 import (
 	"errors"
@@ -111,8 +111,8 @@ type Tracker struct {
 
 	reported, released, suppressedTotal, dropped, panics, poolAlerts atomic.Int64
 	reportedByKind                                                   [numKinds]atomic.Int64
-	misuseByKind                                                     [5]atomic.Int64 // as MisuseKinds
-	deaths                                                           [3]atomic.Int64 // as deathStates
+	misuseByKind                                                     [len(MisuseKinds)]atomic.Int64
+	deaths                                                           [len(deathStates)]atomic.Int64
 
 	// misuse reports, queued by the driver for the watchdog
 	misuses    chan *misuseItem
@@ -122,6 +122,10 @@ type Tracker struct {
 }
 
 const numShards = 32
+
+// NumShards is the number of shards: resources opened on goroutines whose
+// ids are equal modulo NumShards share one.
+const NumShards = numShards
 
 // queueLen is how many release lines and misuse reports may wait for the
 // watchdog; more are dropped and counted (Stats.Dropped).
@@ -799,16 +803,16 @@ func (r *Resource) uncoveredAge(now int64) time.Duration {
 // The bits of Resource.flags.
 const flagWrote = 1 << 0
 
-// resID names one opening of a resource: a Resource is recycled (and a
+// ID names one opening of a resource: a Resource is recycled (and a
 // conn's is reopened at every checkout), so its address alone does not
 // tell two openings apart.
-type resID struct {
+type ID struct {
 	r   *Resource
 	seq uint64
 }
 
-// id returns r's resID; the caller holds r's shard lock.
-func (r *Resource) id() resID { return resID{r, r.seq} }
+// id returns r's ID; the caller holds r's shard lock.
+func (r *Resource) id() ID { return ID{r, r.seq} }
 
 // covered reports whether r is held by a resource that reports for
 // itself (see coverLocked). The caller holds r's shard lock.
@@ -928,6 +932,7 @@ func (t *Tracker) Snapshot() []Report {
 // Stats returns the Tracker's counters.
 func (t *Tracker) Stats() Stats {
 	st := Stats{
+		DBName:     t.cfg.DBName,
 		Reported:   t.reported.Load(),
 		Released:   t.released.Load(),
 		Suppressed: t.suppressedTotal.Load(),
@@ -1051,6 +1056,37 @@ func Trackers() []*Tracker {
 	out := make([]*Tracker, 0, len(registry.m))
 	for t := range registry.m {
 		out = append(out, t)
+	}
+	return out
+}
+
+// OpenIDs adds the ids of the resources open now to into: the test
+// gate's record of what was open before a test.
+func (t *Tracker) OpenIDs(into map[ID]struct{}) {
+	t.collect(func(r *Resource) bool {
+		into[r.id()] = struct{}{}
+		return false
+	})
+}
+
+// Uncovered describes the open resources whose id is not in before,
+// leaving out the conn checkouts held by a tx or rows (which are
+// described instead), in no particular order. It symbolizes stacks: it
+// is for the test gate, not for every statement.
+func (t *Tracker) Uncovered(before map[ID]struct{}) []Report {
+	snaps := t.collect(func(r *Resource) bool {
+		if _, old := before[r.id()]; old {
+			return false
+		}
+		return !r.covered()
+	})
+	if len(snaps) == 0 {
+		return nil
+	}
+	now := t.cfg.Now()
+	out := make([]Report, 0, len(snaps))
+	for i := range snaps {
+		out = append(out, t.describe(&snaps[i], now))
 	}
 	return out
 }

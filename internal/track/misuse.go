@@ -1,4 +1,4 @@
-package leak
+package track
 
 import (
 	"fmt"
@@ -32,8 +32,9 @@ const (
 	MisuseConnKilled = "conn_killed"
 )
 
-// MisuseKinds lists the misuse kinds.
-var MisuseKinds = []string{MisuseTxBypass, MisuseConcurrent, MisuseOpenRows, MisuseLockConflict, MisuseConnKilled}
+// MisuseKinds lists the misuse kinds, in the order of Stats.Misuse's
+// counters. An array: its length sizes the counters.
+var MisuseKinds = [...]string{MisuseTxBypass, MisuseConcurrent, MisuseOpenRows, MisuseLockConflict, MisuseConnKilled}
 
 // Conn death states, the state label of sqlwatch_conn_deaths_total.
 const (
@@ -42,7 +43,7 @@ const (
 	DeathInTx = "in_tx" // inside a transaction
 )
 
-var deathStates = []string{DeathIdle, DeathHeld, DeathInTx}
+var deathStates = [...]string{DeathIdle, DeathHeld, DeathInTx}
 
 // Site is where one side of a misuse happened. In the log, the other
 // side is an object of these four keys, always all of them (query is ""
@@ -152,7 +153,7 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 // after idle time without a statement. When deaths cluster at a similar
 // idle time, the watchdog logs a hint, once.
 func (t *Tracker) ConnDied(state string, idle time.Duration) {
-	if i := slices.Index(deathStates, state); i >= 0 {
+	if i := slices.Index(deathStates[:], state); i >= 0 {
 		t.deaths[i].Add(1)
 	}
 	select {
@@ -168,7 +169,7 @@ type misuseItem struct {
 	thereStart time.Time
 	thereGoid  int64
 	thereQuery string
-	self       resID
+	self       ID
 	death      bool
 	idle       time.Duration
 }
@@ -176,7 +177,7 @@ type misuseItem struct {
 // countMisuse counts one finding of kind in Stats().Misuse (and so in
 // sqlwatch_misuse_total).
 func (t *Tracker) countMisuse(kind string) {
-	if i := slices.Index(MisuseKinds, kind); i >= 0 {
+	if i := slices.Index(MisuseKinds[:], kind); i >= 0 {
 		t.misuseByKind[i].Add(1)
 	}
 }
@@ -249,7 +250,7 @@ func (t *Tracker) sqlText(q string) string {
 }
 
 // txHolders lists the open transactions, oldest first, but self.
-func (t *Tracker) txHolders(self resID) []TxHolder {
+func (t *Tracker) txHolders(self ID) []TxHolder {
 	now := t.cfg.Now()
 	snaps := t.collect(func(r *Resource) bool { return r.kind == KindTx && r.id() != self })
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })

@@ -1,4 +1,4 @@
-package metrics
+package record
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package metrics_test
+package errclass_test
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 
-	"github.com/sqlwatch/sqlwatch/metrics"
+	"github.com/sqlwatch/sqlwatch/internal/errclass"
 )
 
 func TestClassify(t *testing.T) {
 	f := func(err error, want string) {
 		t.Helper()
-		if got := metrics.Classify(err).String(); got != want {
+		if got := errclass.Classify(err).String(); got != want {
 			t.Errorf("Classify(%v) = %s; want %s", err, got, want)
 		}
 	}
@@ -58,7 +58,7 @@ func TestClassifySQLState(t *testing.T) {
 			&pgconn.PgError{Code: code},
 			fmt.Errorf("query: %w", &pgconn.PgError{Code: code}),
 		} {
-			if got := metrics.Classify(err).String(); got != want {
+			if got := errclass.Classify(err).String(); got != want {
 				t.Errorf("Classify(%T %s) = %s; want %s", err, code, got, want)
 			}
 		}

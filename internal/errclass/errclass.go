@@ -1,4 +1,7 @@
-package metrics
+// Package errclass sorts the errors drivers return into classes: the
+// class label of sqlwatch_errors_total, and what the misuse detectors
+// act on (lock conflicts, dead connections).
+package errclass
 
 import (
 	"context"
@@ -28,6 +31,9 @@ const (
 	ClassConstraint          // a constraint (unique, foreign key, not null, check) was violated
 	numClasses
 )
+
+// NumClasses is the number of classes, for arrays indexed by Class.
+const NumClasses = int(numClasses)
 
 var classNames = [numClasses]string{"other", "deadlock", "lock_timeout", "busy", "serialization", "bad_conn", "canceled", "timeout", "constraint"}
 

@@ -1,21 +1,8 @@
-// Package metrics exports Prometheus metrics for pools opened through
-// sqlwatch: open and oldest transactions and checkouts, their durations,
-// statement latencies, errors by cause, leak reports and pool-wait alerts,
-// next to client_golang's own go_sql_* pool statistics.
-//
-// Wire a pool to a registry with [Register]:
-//
-//	db, _ := sql.Open("mysql+watch", dsn)
-//	if err := metrics.Register(prometheus.DefaultRegisterer, db); err != nil { ... }
-//	http.Handle("/metrics", promhttp.Handler())
-//
-// Every series carries a constant db_name label, the pool's name (see
-// driver.WithDBName). No label ever carries SQL text, a DSN or an
-// unbounded value.
-//
-// The driver records into a pool's [Recorder] only once a collector for
+// Package record keeps the hot-path metrics of a pool (statement and
+// transaction durations, errors by class) for package metrics' collector:
+// the driver records into a pool's [Recorder] only once a collector for
 // the pool is registered; before that the hot path pays one atomic load.
-package metrics
+package record
 
 import (
 	"database/sql/driver"
@@ -25,7 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/errclass"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // Op is a driver operation, the op label of sqlwatch_statement_duration_seconds
@@ -69,7 +57,7 @@ type Recorder struct {
 	stmt      [numOps]*histogram // sqlwatch_statement_duration_seconds, by op
 	tx        [3]*histogram      // sqlwatch_tx_duration_seconds, by outcome
 	errors    *prometheus.CounterVec
-	errorsHot [numOps][numClasses]prometheus.Counter
+	errorsHot [numOps][errclass.NumClasses]prometheus.Counter
 }
 
 // TxOutcome is the outcome label of sqlwatch_tx_duration_seconds.
@@ -98,7 +86,7 @@ func NewRecorder(dbName string) *Recorder {
 	}
 	for op := range numOps {
 		r.stmt[op] = newHistogram(stmt, StatementBuckets, op.String())
-		for c := range numClasses {
+		for c := range errclass.Class(errclass.NumClasses) {
 			r.errorsHot[op][c] = r.errors.WithLabelValues(op.String(), c.String())
 		}
 	}
@@ -108,16 +96,16 @@ func NewRecorder(dbName string) *Recorder {
 	return r
 }
 
-// describe sends the descriptors of the recorder's metrics.
-func (r *Recorder) describe(ch chan<- *prometheus.Desc) {
+// Describe sends the descriptors of the recorder's metrics.
+func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	ch <- r.stmt[0].desc
 	ch <- r.tx[0].desc
 	r.errors.Describe(ch)
 }
 
-// collect sends the recorder's metrics; the statement durations add
-// those the pool's tracker recorded (see leak.Resource.NoteTimed).
-func (r *Recorder) collect(ch chan<- prometheus.Metric, t *leak.Tracker) {
+// Collect sends the recorder's metrics; the statement durations add
+// those the pool's tracker recorded (see track.Resource.NoteTimed).
+func (r *Recorder) Collect(ch chan<- prometheus.Metric, t *track.Tracker) {
 	for op, h := range r.stmt {
 		_, counts, sum := t.Durations(op)
 		ch <- h.metricPlus(counts, sum)
@@ -127,6 +115,10 @@ func (r *Recorder) collect(ch chan<- prometheus.Metric, t *leak.Tracker) {
 	}
 	r.errors.Collect(ch)
 }
+
+// SetEnabled turns recording on or off; the collector turns it on when
+// it is described or collected.
+func (r *Recorder) SetEnabled(on bool) { r.on.Store(on) }
 
 // Enabled reports whether a collector for the pool is registered; the
 // driver skips timing otherwise.
@@ -145,27 +137,27 @@ func (r *Recorder) Done(op Op, d time.Duration, err error) {
 
 // Failed counts err (when not nil or driver.ErrSkip) in
 // sqlwatch_errors_total: Done without the duration, for an operation whose
-// duration the driver records through the tracker (leak.Resource.NoteTimed
+// duration the driver records through the tracker (track.Resource.NoteTimed
 // in the slot numbered op).
 func (r *Recorder) Failed(op Op, err error) {
 	if err != nil && err != driver.ErrSkip {
-		r.errorsHot[op][Classify(err)].Inc()
+		r.errorsHot[op][errclass.Classify(err)].Inc()
 	}
 }
 
 // NumOps is the number of operations: the tracker slots the driver
-// records statement durations in (leak.Config.DurationSlots).
+// records statement durations in (track.Config.DurationSlots).
 const NumOps = int(numOps)
 
 // StatementBounds returns StatementBuckets as durations: the bounds of
-// those slots (leak.Config.DurationBuckets).
+// those slots (track.Config.DurationBuckets).
 func StatementBounds() []time.Duration { return toDurations(StatementBuckets) }
 
 // TxEnded records a transaction that lasted d.
 func (r *Recorder) TxEnded(o TxOutcome, d time.Duration) { r.tx[o].observe(d) }
 
 // HoldBounds returns HoldBuckets as durations: the bounds of the hold-time
-// histogram the driver has each pool's tracker keep (leak.Config's
+// histogram the driver has each pool's tracker keep (track.Config's
 // HoldBuckets), which the Collector exports as sqlwatch_conn_hold_seconds.
 func HoldBounds() []time.Duration { return toDurations(HoldBuckets) }
 

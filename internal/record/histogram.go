@@ -1,4 +1,4 @@
-package metrics
+package record
 
 import (
 	"slices"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/internal/nanosum"
-	"github.com/sqlwatch/sqlwatch/leak"
+	"github.com/sqlwatch/sqlwatch/internal/track"
 )
 
 // histogram is a Prometheus histogram of durations made for the hot path.
@@ -45,7 +45,7 @@ type histogram struct {
 
 const (
 	histShards = 8
-	maxBuckets = leak.MaxBuckets // bounds, not counting +Inf
+	maxBuckets = track.MaxBuckets // bounds, not counting +Inf
 )
 
 type histShard struct {
@@ -98,13 +98,13 @@ func (h *histogram) metricPlus(extra []uint64, extraSum float64) prometheus.Metr
 	}
 	sum := h.folded.Seconds() + extraSum
 	h.foldMu.Unlock()
-	return constHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
+	return ConstHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
 }
 
-// constHistogram builds a constant histogram from counts per bucket (not
+// ConstHistogram builds a constant histogram from counts per bucket (not
 // cumulative; one more than upper, the last above every bound) and their
 // sum in seconds.
-func constHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum float64, labels ...string) prometheus.Metric {
+func ConstHistogram(desc *prometheus.Desc, upper []float64, counts []uint64, sum float64, labels ...string) prometheus.Metric {
 	cumulative := make(map[float64]uint64, len(upper))
 	var n uint64
 	for j, ub := range upper {
