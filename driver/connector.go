@@ -9,11 +9,11 @@ import (
 
 	"github.com/ngrok/sqlmw"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/frames"
 	"github.com/sqlwatch/sqlwatch/internal/record"
 	"github.com/sqlwatch/sqlwatch/internal/track"
-	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 var _ driver.Connector = (*connector)(nil)
@@ -25,7 +25,7 @@ type pool struct {
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
 	detect  detectors         // the misuse detectors that are on
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
-	filter  *stack.Filter     // the tracker's: which frames are the application's
+	filter  *callstack.Filter // the tracker's: which frames are the application's
 	appPCs  frames.Cache      // filter's answer by return address, for tx_bypass
 }
 
@@ -74,7 +74,7 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 		cfg.DBName = fallback
 	}
 	if cfg.Filter == nil {
-		cfg.Filter = stack.NewFilter()
+		cfg.Filter = callstack.NewFilter()
 	}
 	t, err := track.NewTracker(cfg)
 	if err != nil {

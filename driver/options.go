@@ -7,9 +7,9 @@ import (
 
 	"github.com/ngrok/sqlmw"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
-	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 // An Option configures a wrapped driver or connector. Options are applied
@@ -42,7 +42,7 @@ func buildOptions(opts []Option) (*options, error) {
 		}
 	}
 	if len(o.libraries) > 0 {
-		o.leak.Filter = stack.NewFilter(o.libraries...)
+		o.leak.Filter = callstack.NewFilter(o.libraries...)
 	}
 	return o, nil
 }

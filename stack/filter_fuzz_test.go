@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -42,7 +43,7 @@ func FuzzFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, list, extra string) {
 		frames := fuzzFrames(list)
 		prefixes := strings.Split(extra, ",")
-		filters := []*stack.Filter{nil, stack.NewFilter(), stack.NewFilter(prefixes...)}
+		filters := []*callstack.Filter{nil, callstack.NewFilter(), callstack.NewFilter(prefixes...)}
 		for fi, fl := range filters {
 			before := append([]stack.Frame(nil), frames...)
 			origin, app, ok := fl.Split(frames)
@@ -90,8 +91,8 @@ func FuzzFilter(f *testing.F) {
 		custom := filters[2]
 		for _, fr := range frames {
 			bare := stack.Frame{Function: fr.Function}
-			def := stack.NewFilter().IsLibrary(fr)
-			if (*stack.Filter)(nil).IsLibrary(fr) != def {
+			def := callstack.NewFilter().IsLibrary(fr)
+			if (*callstack.Filter)(nil).IsLibrary(fr) != def {
 				t.Fatalf("nil filter and NewFilter() disagree on %q", fr.Function)
 			}
 			if custom.IsLibrary(fr) != custom.IsLibrary(bare) {

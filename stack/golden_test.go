@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -36,7 +37,7 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(file), ".txt")
 		t.Run(name, func(t *testing.T) {
 			frames, extra := readFixture(t, file)
-			origin, app, ok := stack.NewFilter(extra...).Split(frames)
+			origin, app, ok := callstack.NewFilter(extra...).Split(frames)
 			if ok && (len(app) == 0 || app[0] != origin) {
 				t.Errorf("origin %v is not the first frame of app %v", origin, app)
 			}

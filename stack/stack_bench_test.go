@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/sqlwatch/sqlwatch/stack"
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 )
 
 // atDepth runs fn with about n extra frames on the stack.
@@ -19,10 +19,10 @@ func atDepth(n int, fn func()) {
 }
 
 func BenchmarkCapture(b *testing.B) {
-	for _, depth := range []int{4, 16, stack.Depth, 4 * stack.Depth} {
+	for _, depth := range []int{4, 16, callstack.Depth, 4 * callstack.Depth} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
 			b.ReportAllocs()
-			var s stack.Stack
+			var s callstack.Stack
 			atDepth(depth, func() {
 				for b.Loop() {
 					s.Capture(0)
@@ -36,11 +36,11 @@ func BenchmarkCapture(b *testing.B) {
 }
 
 func BenchmarkResolve(b *testing.B) {
-	filter := stack.NewFilter("example.com/shop/internal/db")
-	for _, depth := range []int{4, 16, stack.Depth} {
+	filter := callstack.NewFilter("example.com/shop/internal/db")
+	for _, depth := range []int{4, 16, callstack.Depth} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
 			b.ReportAllocs()
-			var s stack.Stack
+			var s callstack.Stack
 			atDepth(depth, func() { s.Capture(0) })
 			for b.Loop() {
 				if _, _, ok := filter.Resolve(&s); !ok {
@@ -53,7 +53,7 @@ func BenchmarkResolve(b *testing.B) {
 
 func BenchmarkSplit(b *testing.B) {
 	frames, extra := readFixture(b, stacksDir+"/gorm_automigrate_mysql.txt")
-	filter := stack.NewFilter(extra...)
+	filter := callstack.NewFilter(extra...)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, ok := filter.Split(frames); !ok {

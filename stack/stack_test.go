@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -15,7 +16,7 @@ import (
 // its Capture call.
 //
 //go:noinline
-func captureHere(s *stack.Stack, skip int) int {
+func captureHere(s *callstack.Stack, skip int) int {
 	s.Capture(skip)
 	_, _, line, _ := runtime.Caller(0)
 	return line - 1
@@ -24,7 +25,7 @@ func captureHere(s *stack.Stack, skip int) int {
 // recurse calls itself n times, then captures into s.
 //
 //go:noinline
-func recurse(n int, s *stack.Stack) {
+func recurse(n int, s *callstack.Stack) {
 	if n == 0 {
 		s.Capture(0)
 		return
@@ -33,10 +34,10 @@ func recurse(n int, s *stack.Stack) {
 }
 
 // inlinedCapture is small enough to be inlined into outerCapture.
-func inlinedCapture(s *stack.Stack) { s.Capture(0) }
+func inlinedCapture(s *callstack.Stack) { s.Capture(0) }
 
 //go:noinline
-func outerCapture(s *stack.Stack) { inlinedCapture(s) }
+func outerCapture(s *callstack.Stack) { inlinedCapture(s) }
 
 const testPkg = "github.com/sqlwatch/sqlwatch/stack_test."
 
@@ -47,11 +48,11 @@ func here() (string, int) {
 }
 
 func TestCaptureSkip(t *testing.T) {
-	var s stack.Stack
+	var s callstack.Stack
 
 	// skip 0: the first frame is the function that called Capture.
 	line := captureHere(&s, 0)
-	frames := stack.Frames(&s)
+	frames := callstack.Frames(&s)
 	if len(frames) == 0 {
 		t.Fatalf("Capture(0): got no frames")
 	}
@@ -69,7 +70,7 @@ func TestCaptureSkip(t *testing.T) {
 	captureHere(&s, 1)
 	fn, line := here()
 	line--
-	frames = stack.Frames(&s)
+	frames = callstack.Frames(&s)
 	if len(frames) == 0 {
 		t.Fatalf("Capture(1): got no frames")
 	}
@@ -79,23 +80,23 @@ func TestCaptureSkip(t *testing.T) {
 
 	// skip 2: one further out, the testing package.
 	captureHere(&s, 2)
-	frames = stack.Frames(&s)
+	frames = callstack.Frames(&s)
 	if len(frames) == 0 || frames[0].Function != "testing.tRunner" {
 		t.Errorf("Capture(2): got frames %v; want testing.tRunner first", frames)
 	}
 
 	// A negative skip is treated as 0.
 	captureHere(&s, -5)
-	frames = stack.Frames(&s)
+	frames = callstack.Frames(&s)
 	if len(frames) == 0 || frames[0].Function != testPkg+"captureHere" {
 		t.Errorf("Capture(-5): got frames %v; want captureHere first", frames)
 	}
 }
 
 func TestCaptureInlined(t *testing.T) {
-	var s stack.Stack
+	var s callstack.Stack
 	outerCapture(&s)
-	frames := stack.Frames(&s)
+	frames := callstack.Frames(&s)
 	var names []string
 	for _, fr := range frames {
 		names = append(names, fr.Function)
@@ -107,22 +108,22 @@ func TestCaptureInlined(t *testing.T) {
 }
 
 func TestCaptureNoAllocs(t *testing.T) {
-	f := func(name string, run func(s *stack.Stack)) {
+	f := func(name string, run func(s *callstack.Stack)) {
 		t.Helper()
-		s := new(stack.Stack)
+		s := new(callstack.Stack)
 		if got := testing.AllocsPerRun(100, func() { run(s) }); got != 0 {
 			t.Errorf("%s: got %v allocations per Capture; want 0", name, got)
 		}
 	}
-	f("shallow", func(s *stack.Stack) { s.Capture(0) })
-	f("skip", func(s *stack.Stack) { s.Capture(3) })
-	f("deep", func(s *stack.Stack) { recurse(2*stack.Depth, s) })
+	f("shallow", func(s *callstack.Stack) { s.Capture(0) })
+	f("skip", func(s *callstack.Stack) { s.Capture(3) })
+	f("deep", func(s *callstack.Stack) { recurse(2*callstack.Depth, s) })
 }
 
 func TestCaptureDepth(t *testing.T) {
 	f := func(n, wantLen int) {
 		t.Helper()
-		var s stack.Stack
+		var s callstack.Stack
 		recurse(n, &s)
 		if got := s.Len(); got != wantLen {
 			t.Errorf("recurse(%d): Len() = %d; want %d", n, got, wantLen)
@@ -131,42 +132,42 @@ func TestCaptureDepth(t *testing.T) {
 			t.Errorf("recurse(%d): len(PCs()) = %d; want Len() = %d", n, got, s.Len())
 		}
 		// The innermost frames are kept.
-		frames := stack.Frames(&s)
-		for i := 0; i <= min(n, stack.Depth-1); i++ {
+		frames := callstack.Frames(&s)
+		for i := 0; i <= min(n, callstack.Depth-1); i++ {
 			if got, want := frames[i].Function, testPkg+"recurse"; got != want {
 				t.Errorf("recurse(%d): frame %d is %s; want %s", n, i, got, want)
 			}
 		}
 	}
-	f(100, stack.Depth)
-	f(stack.Depth, stack.Depth)
+	f(100, callstack.Depth)
+	f(callstack.Depth, callstack.Depth)
 
 	// A shallow stack: recurse frames, the test, tRunner, goexit.
-	var s stack.Stack
+	var s callstack.Stack
 	recurse(3, &s)
-	if got, want := len(stack.Frames(&s)), 4+3; got != want {
-		t.Errorf("recurse(3): %d frames; want %d: %v", got, want, stack.Frames(&s))
+	if got, want := len(callstack.Frames(&s)), 4+3; got != want {
+		t.Errorf("recurse(3): %d frames; want %d: %v", got, want, callstack.Frames(&s))
 	}
 }
 
 func TestCaptureReplaces(t *testing.T) {
-	var s stack.Stack
+	var s callstack.Stack
 	recurse(100, &s)
 	s.Capture(0)
-	if got := s.Len(); got >= stack.Depth {
-		t.Errorf("Len() after a shallow Capture = %d; want < %d", got, stack.Depth)
+	if got := s.Len(); got >= callstack.Depth {
+		t.Errorf("Len() after a shallow Capture = %d; want < %d", got, callstack.Depth)
 	}
-	if got, want := stack.Frames(&s)[0].Function, testPkg+"TestCaptureReplaces"; got != want {
+	if got, want := callstack.Frames(&s)[0].Function, testPkg+"TestCaptureReplaces"; got != want {
 		t.Errorf("first frame after re-Capture is %s; want %s", got, want)
 	}
 }
 
 func TestStackIsValue(t *testing.T) {
-	var s stack.Stack
+	var s callstack.Stack
 	captureHere(&s, 0)
 	saved := s // a copy owns its program counters
 	recurse(10, &s)
-	frames := stack.Frames(&saved)
+	frames := callstack.Frames(&saved)
 	if len(frames) == 0 || frames[0].Function != testPkg+"captureHere" {
 		t.Errorf("copy after re-Capture: got frames %v; want captureHere first", frames)
 	}
@@ -176,7 +177,7 @@ func TestStackIsValue(t *testing.T) {
 }
 
 func TestZeroStack(t *testing.T) {
-	f := func(name string, s *stack.Stack) {
+	f := func(name string, s *callstack.Stack) {
 		t.Helper()
 		if got := s.Len(); got != 0 {
 			t.Errorf("%s: Len() = %d; want 0", name, got)
@@ -184,15 +185,15 @@ func TestZeroStack(t *testing.T) {
 		if got := s.PCs(); len(got) != 0 {
 			t.Errorf("%s: PCs() = %v; want empty", name, got)
 		}
-		if got := stack.Frames(s); got != nil {
+		if got := callstack.Frames(s); got != nil {
 			t.Errorf("%s: Frames() = %v; want nil", name, got)
 		}
-		origin, app, ok := stack.NewFilter().Resolve(s)
+		origin, app, ok := callstack.NewFilter().Resolve(s)
 		if ok || origin != (stack.Frame{}) || app != nil {
 			t.Errorf("%s: Resolve() = %v, %v, %v; want zero Frame, nil, false", name, origin, app, ok)
 		}
 	}
-	f("zero", new(stack.Stack))
+	f("zero", new(callstack.Stack))
 	f("nil", nil)
 }
 
@@ -235,9 +236,9 @@ func TestFrameString(t *testing.T) {
 }
 
 func TestIsLibrary(t *testing.T) {
-	def := stack.NewFilter()
-	shop := stack.NewFilter("example.com/shop/internal/db", "", "example.com/legacy/")
-	f := func(filter *stack.Filter, fn string, want bool) {
+	def := callstack.NewFilter()
+	shop := callstack.NewFilter("example.com/shop/internal/db", "", "example.com/legacy/")
+	f := func(filter *callstack.Filter, fn string, want bool) {
 		t.Helper()
 		if got := filter.IsLibrary(stack.Frame{Function: fn}); got != want {
 			t.Errorf("IsLibrary(%q): got %v; want %v", fn, got, want)
@@ -318,7 +319,7 @@ func TestIsLibrary(t *testing.T) {
 
 func TestNewFilterEmptyExtra(t *testing.T) {
 	// An empty prefix must not turn every frame into a library frame.
-	filter := stack.NewFilter("", "/", "")
+	filter := callstack.NewFilter("", "/", "")
 	if filter.IsLibrary(stack.Frame{Function: "main.main"}) {
 		t.Errorf("NewFilter(\"\", \"/\").IsLibrary(main.main): got true; want false")
 	}
@@ -345,7 +346,7 @@ func TestDefaultLibraries(t *testing.T) {
 	if again := stack.DefaultLibraries(); !slices.Equal(again, want) {
 		t.Errorf("DefaultLibraries() after modifying a result: got %q; want %q", again, want)
 	}
-	if stack.NewFilter().IsLibrary(stack.Frame{Function: "main.handler"}) {
+	if callstack.NewFilter().IsLibrary(stack.Frame{Function: "main.handler"}) {
 		t.Errorf("NewFilter() after modifying DefaultLibraries(): main.handler is a library frame")
 	}
 }
@@ -368,7 +369,7 @@ func TestSplit(t *testing.T) {
 	f := func(frames []stack.Frame, wantOrigin stack.Frame, wantApp []stack.Frame, wantOK bool) {
 		t.Helper()
 		in := slices.Clone(frames)
-		origin, app, ok := stack.NewFilter().Split(frames)
+		origin, app, ok := callstack.NewFilter().Split(frames)
 		if origin != wantOrigin || !reflect.DeepEqual(app, wantApp) || ok != wantOK {
 			t.Errorf("Split(%v):\ngot  %v, %v, %v\nwant %v, %v, %v", frames, origin, app, ok, wantOrigin, wantApp, wantOK)
 		}
@@ -389,10 +390,10 @@ func TestSplit(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
-	var s stack.Stack
+	var s callstack.Stack
 	line := captureHere(&s, 0)
 
-	origin, app, ok := stack.NewFilter().Resolve(&s)
+	origin, app, ok := callstack.NewFilter().Resolve(&s)
 	if !ok || origin.Function != testPkg+"captureHere" || origin.Line != line {
 		t.Fatalf("Resolve: got origin %v, ok %v; want %scaptureHere at line %d", origin, ok, testPkg, line)
 	}
@@ -406,18 +407,18 @@ func TestResolve(t *testing.T) {
 	}
 
 	// Declaring the test package a library moves the origin outward.
-	origin, _, ok = stack.NewFilter("github.com/sqlwatch/sqlwatch/stack_test").Resolve(&s)
+	origin, _, ok = callstack.NewFilter("github.com/sqlwatch/sqlwatch/stack_test").Resolve(&s)
 	if !ok || origin.Function != "testing.tRunner" {
 		t.Errorf("Resolve with stack_test as library: got origin %v, ok %v; want testing.tRunner", origin, ok)
 	}
 }
 
 func TestFilterConcurrent(t *testing.T) {
-	filter := stack.NewFilter("example.com/shop/internal/db")
+	filter := callstack.NewFilter("example.com/shop/internal/db")
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			var s stack.Stack
+			var s callstack.Stack
 			for range 50 {
 				captureHere(&s, 0)
 				if origin, _, ok := filter.Resolve(&s); !ok || origin.Function != testPkg+"captureHere" {

@@ -17,7 +17,7 @@
 // On amd64 and arm64 a Walk follows the frame pointers the Go compiler
 // maintains (tens of nanoseconds for a few dozen frames); elsewhere, or
 // built with the tag sqlwatch_nofp, it calls runtime.Callers. [Callers]
-// is that walk, and stack.Stack.Capture's too.
+// is that walk, and callstack.Stack.Capture's too.
 package frames
 
 import "sync/atomic"

@@ -8,7 +8,7 @@ package frames
 // returns how many it stored and, with count, how many return addresses
 // the chain holds in all (skipped ones included), walking on to the
 // goroutine's outermost frame; without count it stops when pcs is full
-// (stack.Stack.Capture) and total counts only what it walked. It does
+// (callstack.Stack.Capture) and total counts only what it walked. It does
 // not allocate. Implemented in walk_$GOARCH.s.
 //
 //go:noescape

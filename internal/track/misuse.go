@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/stack"
@@ -100,7 +101,7 @@ type MisuseEvent struct {
 	Kind          string
 	Class         string
 	Query         string
-	Here          stack.Stack
+	Here          callstack.Stack
 	HereGoroutine int64
 	There         *Resource // the other side's resource, if it has one
 	Age, Idle     time.Duration
@@ -165,7 +166,7 @@ func (t *Tracker) ConnDied(state string, idle time.Duration) {
 
 type misuseItem struct {
 	ev         MisuseEvent
-	there      stack.Stack
+	there      callstack.Stack
 	thereStart time.Time
 	thereGoid  int64
 	thereQuery string
@@ -212,7 +213,7 @@ func (t *Tracker) logMisuse(it *misuseItem) {
 	t.callbackMisuse(m)
 }
 
-func (t *Tracker) site(st *stack.Stack, goid int64, query string) Site {
+func (t *Tracker) site(st *callstack.Stack, goid int64, query string) Site {
 	rep := Report{}
 	t.resolve(&rep, st)
 	return Site{Origin: rep.Origin, Func: rep.Func, Stack: rep.Stack, Goroutine: goid, Query: t.sqlText(query)}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -184,7 +185,7 @@ type stackKey struct {
 	kind          Kind
 	covered, inTx bool
 	n             int
-	pcs           [stack.Depth]uintptr
+	pcs           [callstack.Depth]uintptr
 }
 
 // stackGroup is the open resources of one stackKey.
@@ -318,7 +319,7 @@ func describePool(t *Tracker, limit int) poolJSON {
 
 // origin symbolizes st: its origin ("unknown" when it has no application
 // frame), the origin's function and the application's frames.
-func (t *Tracker) origin(st *stack.Stack) (origin, fn string, app []stack.Frame) {
+func (t *Tracker) origin(st *callstack.Stack) (origin, fn string, app []stack.Frame) {
 	o, app, ok := t.cfg.Filter.Resolve(st)
 	if !ok {
 		return "unknown", "", nil

@@ -10,10 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/internal/nanosum"
-	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 // Default settings; see [Config].
@@ -59,8 +59,8 @@ type Config struct {
 	// as a value, on the watchdog goroutine.
 	OnMisuse func(Misuse)
 	// Filter decides which frames are library frames. Default
-	// stack.NewFilter().
-	Filter *stack.Filter
+	// callstack.NewFilter().
+	Filter *callstack.Filter
 	// ReportsPerMinute and ReportBurst rate-limit leak reports: a burst
 	// of ReportBurst, then ReportsPerMinute per minute. Defaults
 	// DefaultReportsPerMin and DefaultReportBurst.
@@ -229,7 +229,7 @@ type Resource struct {
 	shard      *shard
 	prev, next *Resource
 	start      int64 // an internal/clock reading
-	stack      stack.Stack
+	stack      callstack.Stack
 
 	owned  bool      // opened by OpenIn: never recycled
 	holder *Resource // the conn checkout this rows or tx holds (Opening.Holder)
@@ -305,7 +305,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Filter == nil {
-		cfg.Filter = stack.NewFilter()
+		cfg.Filter = callstack.NewFilter()
 	}
 	if cfg.ReportsPerMinute == 0 {
 		cfg.ReportsPerMinute = DefaultReportsPerMin
@@ -975,7 +975,7 @@ func (t *Tracker) Stop() error {
 type snapshot struct {
 	kind       Kind
 	start      time.Time
-	stack      stack.Stack
+	stack      callstack.Stack
 	statements int64
 	lastQuery  string
 	suppressed int64
@@ -1026,7 +1026,7 @@ func (t *Tracker) describe(s *snapshot, now time.Time) Report {
 	return rep
 }
 
-func (t *Tracker) resolve(rep *Report, st *stack.Stack) {
+func (t *Tracker) resolve(rep *Report, st *callstack.Stack) {
 	origin, app, ok := t.cfg.Filter.Resolve(st)
 	rep.Stack = app
 	if ok {

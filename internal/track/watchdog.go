@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
@@ -15,7 +16,7 @@ import (
 type release struct {
 	kind  Kind
 	held  time.Duration
-	stack stack.Stack
+	stack callstack.Stack
 }
 
 // watch is the watchdog goroutine.

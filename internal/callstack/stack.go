@@ -1,42 +1,32 @@
-// Package stack captures call stacks cheaply and filters them down to the
-// application's own frames.
+// Package callstack captures call stacks cheaply and filters them down
+// to the application's own frames.
 //
 // Work is split between two paths. On the hot path, when a transaction or
-// connection is handed out, [Stack.Capture] records the calling goroutine's
-// program counters into a fixed-size array held by value in a [Stack]: it
-// does not allocate and does not symbolize. Only when a leak is reported are
-// the program counters turned into [Frame] values by [Frames], and a [Filter]
-// then drops the frames that belong to libraries (the runtime, database/sql,
-// ORMs, drivers and sqlwatch itself) to find the origin: the innermost frame
-// of the application's own code, usually shown as [Frame.Location], for
-// example "handlers/orders.go:42".
+// connection is handed out, [Stack.Capture] records the calling
+// goroutine's program counters into a fixed-size array held by value in a
+// [Stack]: it does not allocate and does not symbolize. Only when a leak
+// is reported are the program counters turned into stack.Frame values by
+// [Frames], and a [Filter] then drops the frames that belong to libraries
+// (the runtime, database/sql, ORMs, drivers and sqlwatch itself) to find
+// the origin: the innermost frame of the application's own code.
 //
 // A Stack holds at most [Depth] program counters; deeper stacks keep their
 // innermost Depth frames and lose the outermost ones. Because one program
-// counter may stand for several inlined calls, [Frames] can return more than
-// [Stack.Len] frames.
-//
-// A [Filter] classifies a frame by its fully qualified function name, such as
-// "database/sql.(*DB).BeginTx" or "gorm.io/gorm.(*DB).Begin[...]", against a
-// list of package path prefixes (see [DefaultLibraries] and
-// [Filter.IsLibrary]). A prefix matches whole path elements only, so
-// "database/sql" covers "database/sql/driver" but not "database/sqlx", and
-// "github.com/sqlwatch/sqlwatch/driver" does not cover the external test
-// package "github.com/sqlwatch/sqlwatch/driver_test": tests count as the
-// application. The package main is never in the default list.
+// counter may stand for several inlined calls, [Frames] can return more
+// than [Stack.Len] frames.
 //
 // A Stack is a plain value: it may be copied, and it is safe to read from
 // several goroutines, but a Stack must not be read while it is being
 // captured into. A Filter is immutable once built by [NewFilter] and is
 // safe for concurrent use.
-package stack
+package callstack
 
 import (
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/sqlwatch/sqlwatch/internal/frames"
+	"github.com/sqlwatch/sqlwatch/stack"
 )
 
 // Depth is the number of program counters a Stack holds.
@@ -104,80 +94,21 @@ func (s *Stack) Len() int {
 	return int(s.n)
 }
 
-// Frame is one symbolized frame.
-type Frame struct {
-	// Function is the fully qualified function name, as in
-	// "database/sql.(*DB).BeginTx" or "main.handler.func1".
-	Function string
-	// File is the full path of the source file, as recorded by the
-	// compiler (forward slashes, unless built on Windows).
-	File string
-	// Line is the line number in File, or 0 if unknown.
-	Line int
-}
-
-// Location returns the short "dir/file.go:LINE" form of f: the last
-// directory of f.File and its base name, then the line. For example, a
-// frame at "/home/a/svc/handlers/orders.go" line 42 gives
-// "handlers/orders.go:42", and a file with no directory gives
-// "orders.go:42". The result always uses forward slashes; backslashes in
-// File are treated as separators and a Windows volume name such as "C:" is
-// not taken for a directory. An empty File is shown as "?".
-func (f Frame) Location() string {
-	return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
-}
-
-// shortFile returns the last directory and base name of file.
-func shortFile(file string) string {
-	if file == "" {
-		return "?"
-	}
-	file = strings.ReplaceAll(file, `\`, "/")
-	i := strings.LastIndexByte(file, '/')
-	if i < 0 {
-		return file
-	}
-	dir := file[strings.LastIndexByte(file[:i], '/')+1 : i]
-	if dir == "" || isVolume(dir) {
-		return file[i+1:]
-	}
-	return file[i-len(dir):]
-}
-
-// isVolume reports whether dir is a Windows drive name such as "C:".
-func isVolume(dir string) bool {
-	return len(dir) == 2 && dir[1] == ':' &&
-		('a' <= dir[0] && dir[0] <= 'z' || 'A' <= dir[0] && dir[0] <= 'Z')
-}
-
-// String returns f in the form "Function (File:Line)", with "?" standing
-// for an empty Function or File.
-func (f Frame) String() string {
-	fn, file := f.Function, f.File
-	if fn == "" {
-		fn = "?"
-	}
-	if file == "" {
-		file = "?"
-	}
-	return fn + " (" + file + ":" + strconv.Itoa(f.Line) + ")"
-}
-
 // Frames symbolizes s, innermost frame first. It is the slow path: it uses
 // runtime.CallersFrames, expands inlined calls into frames of their own
 // (so it may return more than s.Len() frames), and drops frames whose
 // function name is unknown. It returns nil for a nil or empty Stack.
-func Frames(s *Stack) []Frame {
+func Frames(s *Stack) []stack.Frame {
 	pcs := s.PCs()
 	if len(pcs) == 0 {
 		return nil
 	}
-	frames := make([]Frame, 0, len(pcs))
+	frames := make([]stack.Frame, 0, len(pcs))
 	it := runtime.CallersFrames(pcs)
 	for {
 		fr, more := it.Next()
 		if fr.Function != "" && !isGoWrapper(fr.Function) && fr.File != "<autogenerated>" {
-			frames = append(frames, Frame{Function: fr.Function, File: fr.File, Line: fr.Line})
+			frames = append(frames, stack.Frame{Function: fr.Function, File: fr.File, Line: fr.Line})
 		}
 		if !more {
 			break
