@@ -14,8 +14,8 @@
 //	db, err := sql.Open("sqlite+watch", "file:app.db")
 //
 // or wrap a connector for [sql.OpenDB] with [NewConnector]. Each pool
-// (each sql.Open or sql.OpenDB) gets its own [track.Tracker] and watchdog
-// goroutine, stopped by DB.Close; [trackerOf] finds it from the *sql.DB.
+// (each sql.Open or sql.OpenDB) gets its own tracker and watchdog
+// goroutine, stopped by DB.Close; leak.StatsOf and leak.Snapshot read it.
 //
 // The wrapper is transparent: errors pass through unchanged, the
 // driver.ErrBadConn retry still happens, TxOptions reach the driver (or

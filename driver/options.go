@@ -185,9 +185,9 @@ func WithInterceptor(i sqlmw.Interceptor) Option {
 	})
 }
 
-// WithoutDetectors turns misuse detectors off, by kind: track.MisuseTxBypass,
-// track.MisuseConcurrent, track.MisuseOpenRows, track.MisuseLockConflict,
-// track.MisuseConnKilled. All are on by default.
+// WithoutDetectors turns misuse detectors off, by kind: leak.MisuseTxBypass,
+// leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict,
+// leak.MisuseConnKilled (see leak.MisuseKinds). All are on by default.
 func WithoutDetectors(kinds ...string) Option {
 	return optionFunc(func(o *options) error {
 		for _, k := range kinds {

@@ -52,16 +52,13 @@ type Report = track.Report
 
 // Misuse describes one misuse found by the driver's detectors: its Kind
 // (one of the Misuse* constants), the statement that showed it (Here),
-// the other side (There), the error Class, the transactions that may
-// hold the lock (Holders), and for a dead conn its Age, Idle and State.
+// the other side (There), the error Class, the open transactions that
+// may hold the lock (Holders: age, origin, func, goroutine, whether it
+// wrote, last query), and for a dead conn its Age, Idle and State.
 type Misuse = track.Misuse
 
 // Site is one side of a [Misuse]: Origin, Func, Stack, Goroutine, Query.
 type Site = track.Site
-
-// TxHolder is an open transaction that may hold the lock of a
-// lock_conflict [Misuse].
-type TxHolder = track.TxHolder
 
 // Stats counts what sqlwatch did for one pool: leak reports (in all and
 // ReportedByKind, indexed by Kind), pool alerts, release lines, reports

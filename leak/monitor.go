@@ -34,15 +34,11 @@ type MonitorConfig struct {
 // Reason ("wait": the mean wait over WaitLimit; "stall": all connections
 // in use and a goroutine waiting longer than WaitLimit with none
 // returned), MeanWait, SinceReturn, the pool's DBStats, the Holders of
-// its connections, the goroutines waiting (Waiters), and SelfDeadlock
-// when a waiter itself holds a connection of the pool.
+// its connections (age, origin, func, in a tx, last query, goroutine),
+// the goroutines waiting (Waiters: goroutine, state, origin, stack,
+// whether it holds a conn itself), and SelfDeadlock when a waiter itself
+// holds a connection of the pool.
 type PoolAlert = track.PoolAlert
-
-// Holder is one checked-out connection in a [PoolAlert].
-type Holder = track.Holder
-
-// Waiter is one goroutine waiting for a connection in a [PoolAlert].
-type Waiter = track.Waiter
 
 // Monitor polls a pool's statistics and raises an alert when acquiring a
 // connection takes too long or the pool stalls. Create it with
