@@ -148,16 +148,7 @@ type (
 // the interfaces ci has.
 func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
-	if ec, ok := ci.(driver.ExecerContext); ok {
-		c.ec = ec
-	} else if e, ok := ci.(driver.Execer); ok {
-		c.ec = legacyExecer{e}
-	}
-	if qc, ok := ci.(driver.QueryerContext); ok {
-		c.qc = qc
-	} else if q, ok := ci.(driver.Queryer); ok {
-		c.qc = legacyQueryer{q}
-	}
+	c.ec, c.qc = execerOf(ci), queryerOf(ci)
 	if pc, ok := ci.(driver.ConnPrepareContext); ok {
 		c.pc = pc
 	} else {
@@ -448,6 +439,33 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 // Fallbacks that do exactly what database/sql does for a driver without
 // the context-aware interface (database/sql/ctxutil.go).
 
+// execerOf returns ci's ExecerContext, or its legacy Execer adapted, or
+// nil.
+func execerOf(ci driver.Conn) driver.ExecerContext {
+	if ec, ok := ci.(driver.ExecerContext); ok {
+		return ec
+	}
+	//lint:ignore SA1019 a driver may offer only the legacy Execer; database/sql still uses it
+	if e, ok := ci.(driver.Execer); ok {
+		return legacyExecer{e}
+	}
+	return nil
+}
+
+// queryerOf returns ci's QueryerContext, or its legacy Queryer adapted,
+// or nil.
+func queryerOf(ci driver.Conn) driver.QueryerContext {
+	if qc, ok := ci.(driver.QueryerContext); ok {
+		return qc
+	}
+	//lint:ignore SA1019 a driver may offer only the legacy Queryer; database/sql still uses it
+	if q, ok := ci.(driver.Queryer); ok {
+		return legacyQueryer{q}
+	}
+	return nil
+}
+
+//lint:ignore SA1019 the fallback for a driver without ExecerContext, as database/sql has (ctxutil.go)
 type legacyExecer struct{ e driver.Execer }
 
 func (l legacyExecer) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -461,6 +479,7 @@ func (l legacyExecer) ExecContext(ctx context.Context, query string, args []driv
 	return l.e.Exec(query, dargs)
 }
 
+//lint:ignore SA1019 the fallback for a driver without QueryerContext, as database/sql has (ctxutil.go)
 type legacyQueryer struct{ q driver.Queryer }
 
 func (l legacyQueryer) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {

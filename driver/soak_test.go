@@ -244,7 +244,7 @@ func soakLeaks(t *testing.T, b backend, dur time.Duration) {
 	want := map[key]int{}
 	wantReleased := map[key]int{}
 	for _, l := range made {
-		want[key{l.kind, l.origin, l.goroutine}]++
+		want[key(l)]++
 		wantReleased[key{l.kind, l.origin, 0}]++
 	}
 	got := map[key]int{}

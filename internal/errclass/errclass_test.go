@@ -54,6 +54,7 @@ func TestClassifySQLState(t *testing.T) {
 	f := func(code, want string) {
 		t.Helper()
 		for _, err := range []error{
+			//lint:ignore SA1019 the error type lib/pq's released versions return
 			&pq.Error{Code: pq.ErrorCode(code)},
 			&pgconn.PgError{Code: code},
 			fmt.Errorf("query: %w", &pgconn.PgError{Code: code}),

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the fake drivers play legacy drivers on purpose: these tests call the deprecated interfaces they offer
+
 package fakedb
 
 import (
