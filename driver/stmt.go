@@ -16,7 +16,7 @@ var (
 	_ driver.StmtQueryContext  = (*stmt)(nil)
 	_ driver.NamedValueChecker = (*stmt)(nil)
 	//lint:ignore SA1019 compile-time check of the claim stmtCC makes
-	_ driver.ColumnConverter   = stmtCC{} // only when the driver's stmt has it
+	_ driver.ColumnConverter = stmtCC{} // only when the driver's stmt has it
 )
 
 // stmt wraps a prepared statement, tracked from Prepare to Close.
