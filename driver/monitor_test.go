@@ -3,6 +3,7 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,7 +16,7 @@ import (
 // watched is a pool-wait monitor on a real pool, with what it said.
 type watched struct {
 	mon    *leak.Monitor
-	log    *lockedBuffer
+	log    *testutil.LockedBuffer
 	mu     sync.Mutex
 	alerts []leak.PoolAlert
 	got    chan struct{} // a value per alert or recovery
@@ -26,7 +27,7 @@ type watched struct {
 // limits of the idle-then-burst scenario; it is stopped with the test.
 func watch(t *testing.T, db *sql.DB) *watched {
 	t.Helper()
-	w := &watched{log: &lockedBuffer{}, got: make(chan struct{}, 100)}
+	w := &watched{log: &testutil.LockedBuffer{}, got: make(chan struct{}, 100)}
 	mon, err := leak.NewMonitor(db, leak.MonitorConfig{
 		Interval:  50 * time.Millisecond,
 		WaitLimit: 500 * time.Millisecond,

@@ -18,27 +18,10 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/internal/fakedb"
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"github.com/sqlwatch/sqlwatch/leak"
 	"github.com/sqlwatch/sqlwatch/metrics"
 )
-
-// lockedBuffer is an io.Writer safe for the watchdog and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // capture is a leak.TestingT that keeps what the gate says.
 type capture struct {
@@ -113,7 +96,7 @@ func secretsScenario(t *testing.T, b backend) {
 	numSecret := fmt.Sprint(700000000 + rand.IntN(99999999))
 	secrets := []string{argSecret, password, litSecret, numSecret, salt}
 
-	var logBuf lockedBuffer
+	var logBuf testutil.LockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
 	var mu sync.Mutex
 	var reports []leak.Report

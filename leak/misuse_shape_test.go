@@ -1,36 +1,16 @@
 package leak_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"github.com/sqlwatch/sqlwatch/internal/track"
 )
-
-// lockedBuffer is a log destination written by the watchdog and read by
-// the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // keys returns the keys of a JSON object, sorted.
 func keys(t *testing.T, v any) []string {
@@ -119,7 +99,7 @@ func TestMisuseReportShape(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var buf lockedBuffer
+			var buf testutil.LockedBuffer
 			tr, err := track.NewTracker(track.Config{DBName: "orders", Interval: time.Hour, Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 			if err != nil {
 				t.Fatal(err)
