@@ -156,9 +156,9 @@ func script(t *testing.T, db *sql.DB, fd *fakedb.Driver) []string {
 	s := db.Stats()
 	tr.add("stats: open=%d inuse=%d idle=%d", s.OpenConnections, s.InUse, s.Idle)
 	tr.err("db close", db.Close())
-	tr.add("driver: opens=%d closes=%d open=%d resets=%d isvalid=%d begins=%d commits=%d rollbacks=%d prepares=%d stmtcloses=%d rowscloses=%d connectorcloses=%d",
+	tr.add("driver: opens=%d closes=%d open=%d resets=%d isvalid=%d begins=%d commits=%d rollbacks=%d prepares=%d stmtcloses=%d rowscloses=%d connectorcloses=%d directs=%d",
 		fd.Opens(), fd.ConnCloses(), fd.OpenConns(), fd.ResetSessions(), fd.IsValids(), fd.Begins(), fd.Commits(),
-		fd.Rollbacks(), fd.Prepares(), fd.StmtCloses(), fd.RowsCloses(), fd.ConnectorCloses())
+		fd.Rollbacks(), fd.Prepares(), fd.StmtCloses(), fd.RowsCloses(), fd.ConnectorCloses(), fd.Directs())
 	return tr.lines
 }
 
@@ -174,7 +174,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestConformanceWithFakeDrivers(t *testing.T) {
-	profiles := []fakedb.Profile{fakedb.Full, fakedb.Legacy, fakedb.ResetterOnly}
+	profiles := []fakedb.Profile{fakedb.Full, fakedb.Legacy, fakedb.ResetterOnly, fakedb.LegacyExecer}
 	wrappings := []struct {
 		name string
 		open func(t *testing.T, fd *fakedb.Driver) *sql.DB

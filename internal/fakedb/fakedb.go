@@ -101,6 +101,11 @@ const (
 	// driver.Validator (the shape of pgx's stdlib conn: SessionResetter
 	// without Validator).
 	ResetterOnly
+	// LegacyExecer: like Legacy, but the Conn also implements the
+	// deprecated driver.Execer and driver.Queryer (Exec and Query without
+	// a context), which database/sql still calls before it prepares
+	// (ctxutil.go); [Driver.Directs] counts those calls.
+	LegacyExecer
 )
 
 // String returns the profile's name.
@@ -112,6 +117,8 @@ func (p Profile) String() string {
 		return "Legacy"
 	case ResetterOnly:
 		return "ResetterOnly"
+	case LegacyExecer:
+		return "LegacyExecer"
 	}
 	return "Profile(" + strconv.Itoa(int(p)) + ")"
 }
@@ -170,6 +177,7 @@ type Driver struct {
 	prepares        atomic.Int64
 	stmtCloses      atomic.Int64
 	rowsCloses      atomic.Int64
+	directs         atomic.Int64
 	connectorCloses atomic.Int64
 
 	badConnOnceFired atomic.Bool
@@ -185,7 +193,7 @@ func New(p Profile) *Driver {
 	switch p {
 	case Full, ResetterOnly:
 		d.drv = &fullDriver{d: d}
-	case Legacy:
+	case Legacy, LegacyExecer:
 		d.drv = &legacyDriver{d: d}
 	default:
 		panic("fakedb: unknown profile " + p.String())
@@ -252,6 +260,9 @@ func (d *Driver) StmtCloses() int64 { return d.stmtCloses.Load() }
 // RowsCloses returns the number of calls to Rows.Close.
 func (d *Driver) RowsCloses() int64 { return d.rowsCloses.Load() }
 
+// Directs counts the calls of a LegacyExecer conn's Exec and Query.
+func (d *Driver) Directs() int64 { return d.directs.Load() }
+
 // ConnectorCloses returns the number of calls to the Close method of d's
 // connectors (Full and ResetterOnly only).
 func (d *Driver) ConnectorCloses() int64 { return d.connectorCloses.Load() }
@@ -281,6 +292,8 @@ func (d *Driver) newConn() driver.Conn {
 		return &fullConn{resetterConn{core}}
 	case ResetterOnly:
 		return &resetterConn{core}
+	case LegacyExecer:
+		return &legacyExecerConn{legacyConn{core}}
 	default:
 		return &legacyConn{core}
 	}
@@ -503,6 +516,25 @@ func (c *legacyConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *legacyConn) Begin() (driver.Tx, error) { return c.begin(driver.TxOptions{}) }
+
+// legacyExecerConn: the LegacyExecer conn, legacyConn plus Exec and
+// Query without a context.
+type legacyExecerConn struct{ legacyConn }
+
+func (c *legacyExecerConn) Exec(query string, args []driver.Value) (driver.Result, error) {
+	c.d.directs.Add(1)
+	return c.exec(context.Background(), query, named(args))
+}
+
+func (c *legacyExecerConn) Query(query string, args []driver.Value) (driver.Rows, error) {
+	c.d.directs.Add(1)
+	r, err := c.query(context.Background(), query, named(args))
+	if err != nil {
+		return nil, err
+	}
+	r.sets = r.sets[:1] // legacy rows have a single result set
+	return &legacyRows{r}, nil
+}
 
 // resetterConn is the ResetterOnly conn: everything of Full but Validator.
 type resetterConn struct{ *connCore }
