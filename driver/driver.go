@@ -155,6 +155,10 @@ func TrackerOf(db *sql.DB) *leak.Tracker {
 //		...
 //	})
 //
+// The value is the driver's conn itself, with all its methods: pgx's
+// CopyFrom, or go-sql-driver's legacy driver.Execer and driver.Queryer
+// whose mysql.Result gives every statement of a multi-statement Exec.
+// Calls made on it bypass sqlwatch (they are neither tracked nor timed).
 // Any other value is returned unchanged.
 func Unwrap(dc any) any {
 	if c, ok := dc.(interface{ Raw() driver.Conn }); ok {
