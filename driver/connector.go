@@ -76,6 +76,9 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if cfg.Filter == nil {
 		cfg.Filter = stack.NewFilter()
 	}
+	if cfg.SQLDialect == "" {
+		cfg.SQLDialect = grammarOf(d.inner).dialect()
+	}
 	t, err := leak.NewTracker(cfg)
 	if err != nil {
 		return nil, err

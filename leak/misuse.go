@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/internal/clock"
-	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -240,7 +239,7 @@ func (t *Tracker) sqlText(q string) string {
 		q, cut = truncate(q, t.cfg.QueryLimit), true
 	}
 	if t.cfg.RedactSQL {
-		q = redact.SQL(q)
+		q = t.dialect.SQL(q)
 	}
 	if cut {
 		q += "…"
