@@ -1,0 +1,151 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	sqldriver "database/sql/driver"
+	"testing"
+
+	"github.com/XSAM/otelsql"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/sqlwatch/sqlwatch/driver"
+	"github.com/sqlwatch/sqlwatch/leak"
+)
+
+// TestOtelsqlOutside: XSAM/otelsql wrapping sqlwatch's driver
+// (otelsql.Open over the registered name), on MariaDB. otelsql's conn
+// sits between database/sql and sqlwatch; a leaked tx still names this
+// file, the pool keeps the name its DSN gives and the MySQL dialect, and
+// Unwrap reaches go-sql-driver's conn through otelsql's Raw. TrackerOf
+// does not see through otelsql's *sql.DB: leak.Trackers does.
+func TestOtelsqlOutside(t *testing.T) {
+	d := dsn(t, mysqlEnv)
+	s := newSink()
+	watched := name("mysql+watch")
+	if err := driver.RegisterByName(watched, "mysql", s.opts(driver.WithRedactedSQL())...); err != nil {
+		t.Fatal(err)
+	}
+	db, err := otelsql.Open(watched, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 'it\\'s secret', 4242"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.leak(t, leak.KindTx)
+	sameLine(t, "tx under otelsql", r.Origin, line)
+	if want := "SELECT ?, ?"; r.LastQuery != want {
+		t.Errorf("last query %q; want %q (MySQL dialect)", r.LastQuery, want)
+	}
+	if driver.TrackerOf(db) != nil {
+		t.Error("TrackerOf found a tracker behind otelsql's *sql.DB; the docs say it does not")
+	}
+	found := false
+	for _, tr := range leak.Trackers() {
+		found = found || tr.DBName() == r.DBName
+	}
+	if !found {
+		t.Errorf("leak.Trackers has no pool %q", r.DBName)
+	}
+
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		inner := driver.Unwrap(dc)
+		//lint:ignore SA1019 go-sql-driver's multi-result API is on the legacy interface
+		if _, ok := inner.(sqldriver.Execer); !ok || inner == dc {
+			t.Errorf("Unwrap through otelsql gave %T; want go-sql-driver's conn", inner)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOtelsqlInside: sqlwatch wrapping otelsql's driver
+// (driver.Register over otelsql.WrapDriver). otelsql's frames are below
+// sqlwatch's and never in a stack; TrackerOf works. sqlwatch no longer
+// sees the driver's package: name the pool with WithDBName (else it is
+// the registered name) and redaction reads the generic dialect.
+func TestOtelsqlInside(t *testing.T) {
+	d := dsn(t, mysqlEnv)
+	s := newSink()
+	watched := name("mysql+otel+watch")
+	if err := driver.Register(watched, otelsql.WrapDriver(&mysql.MySQLDriver{}), s.opts(driver.WithDBName("shop"))...); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(watched, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	r := s.leak(t, leak.KindTx)
+	sameLine(t, "tx over otelsql", r.Origin, line)
+	if tr := driver.TrackerOf(db); tr == nil || tr.DBName() != "shop" {
+		t.Errorf("TrackerOf: %v; want the pool named shop", tr)
+	}
+}
+
+// TestPgxGetConnector: pgx's stdlib.GetConnector wrapped with
+// NewConnector for sql.OpenDB (stdlib.OpenDB returns a *sql.DB, which
+// cannot be wrapped). The pool is tracked and a leaked tx names this
+// file. A connector hides its DSN: without WithDBName the pool is named
+// after the driver's package ("stdlib").
+func TestPgxGetConnector(t *testing.T) {
+	d := dsn(t, postgresEnv)
+	s := newSink()
+	cfg, err := pgx.ParseConfig(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := driver.NewConnector(stdlib.GetConnector(*cfg), s.opts(driver.WithDBName("orders"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	if tr := driver.TrackerOf(db); tr == nil || tr.DBName() != "orders" {
+		t.Fatalf("TrackerOf: %v; want the pool named orders", tr)
+	}
+	ctx := context.Background()
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	sameLine(t, "pgx tx", s.leak(t, leak.KindTx).Origin, line)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Raw(func(dc any) error {
+		if _, ok := driver.Unwrap(dc).(*stdlib.Conn); !ok {
+			t.Errorf("Unwrap gave %T; want *stdlib.Conn", driver.Unwrap(dc))
+		}
+		return nil
+	})
+}
