@@ -13,7 +13,12 @@
 #   4. a real Prometheus, on a copy of the shipped config pointed at that
 #      port, must scrape it: the query API must return sqlwatch_tx_open and
 #      go_sql_open_connections for the example's db_name, and every alert
-#      rule must evaluate without error.
+#      rule must evaluate without error;
+#   5. every alert has a runbook_url whose section is in docs/runbook.md;
+#   6. every query of the Grafana dashboard (example/grafana/sqlwatch.json)
+#      runs on that Prometheus with the example's job, instance and
+#      db_name, without error, and each series selector in it matches at
+#      least one scraped series (example's TestDashboardQueries).
 #
 # It installs the Debian prometheus package if promtool or prometheus is
 # missing, uses no fixed port and does not use any Prometheus already
@@ -293,5 +298,26 @@ for _ in $(seq 1 10); do
 done
 [ "$nok" -ge "$nrules" ] || fail "only $nok of the $nrules alert rules of $RULES were evaluated"
 echo "$nok of $nrules alert rules evaluated, health ok"
+
+log "runbook_url of every alert in $RULES"
+RUNBOOK=docs/runbook.md
+nurls=$(grep -c '^[[:space:]]*runbook_url:' "$RULES" || true)
+[ "$nurls" -eq "$nrules" ] || fail "$nrules alerts but $nurls runbook_url annotations in $RULES"
+for a in $(sed -n 's/^[[:space:]]*- alert:[[:space:]]*//p' "$RULES"); do
+  anchor=$(tr '[:upper:]' '[:lower:]' <<<"$a")
+  grep -q "runbook.md#$anchor\"" "$RULES" || fail "alert $a has no runbook_url ending in runbook.md#$anchor"
+  grep -qx "## $a" "$RUNBOOK" || fail "$RUNBOOK has no section '## $a'"
+done
+echo "$nrules alerts, each with its section in $RUNBOOK"
+
+log "the Grafana dashboard's queries against Prometheus"
+if ! out=$(SQLWATCH_PROMETHEUS_URL="http://127.0.0.1:$promport" \
+    SQLWATCH_DASHBOARD_VARS="job=$JOB,instance=127.0.0.1:$port,db_name=$db" \
+    go test -count=1 -run '^TestDashboardQueries$' -v ./example 2>&1); then
+  printf '%s\n' "$out" >&2
+  fail "a query of example/grafana/sqlwatch.json failed or names no existing series"
+fi
+grep -E 'queries and [0-9]+ selectors checked' <<<"$out" \
+  || { printf '%s\n' "$out" >&2; fail "TestDashboardQueries did not run"; }
 
 log "prometheus-e2e: all green"

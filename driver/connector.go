@@ -76,6 +76,9 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if cfg.Filter == nil {
 		cfg.Filter = callstack.NewFilter()
 	}
+	if cfg.SQLDialect == "" {
+		cfg.SQLDialect = grammarOf(d.inner).dialect()
+	}
 	t, err := track.NewTracker(cfg)
 	if err != nil {
 		return nil, err

@@ -155,12 +155,25 @@ func trackerOf(db *sql.DB) *track.Tracker {
 //		...
 //	})
 //
-// Any other value is returned unchanged.
+// The value is the driver's conn itself, with all its methods: pgx's
+// CopyFrom, or go-sql-driver's legacy driver.Execer and driver.Queryer
+// whose mysql.Result gives every statement of a multi-statement Exec.
+// Calls made on it bypass sqlwatch (they are neither tracked nor timed).
+// When another wrapper (such as otelsql) wraps sqlwatch's driver, dc is
+// that wrapper's conn: Unwrap follows its Raw method (up to 8 wrappers
+// deep) to sqlwatch's conn. Any value with no sqlwatch conn behind it is
+// returned unchanged.
 func Unwrap(dc any) any {
-	if c, ok := dc.(interface{ Raw() driver.Conn }); ok {
-		if _, ours := dc.(sqlwatchConn); ours {
-			return c.Raw()
+	c := dc
+	for range 8 {
+		r, ok := c.(interface{ Raw() driver.Conn })
+		if !ok {
+			break
 		}
+		if _, ours := c.(sqlwatchConn); ours {
+			return r.Raw()
+		}
+		c = r.Raw()
 	}
 	return dc
 }

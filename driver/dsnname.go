@@ -54,6 +54,20 @@ func grammarOf(d driver.Driver) dsnGrammar {
 	return grammarUnknown
 }
 
+// dialect returns the SQL dialect of the drivers of grammar g, as
+// leak.Config.SQLDialect names it ("" when unknown).
+func (g dsnGrammar) dialect() string {
+	switch g {
+	case grammarMySQL:
+		return "mysql"
+	case grammarPQ, grammarPGX:
+		return "postgres"
+	case grammarSQLite:
+		return "sqlite"
+	}
+	return ""
+}
+
 // dsnTarget is what a DSN names, by its driver's grammar: the hosts (or
 // socket paths) with their ports, and the database. It never holds a
 // user name, a password or a parameter.

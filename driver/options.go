@@ -151,7 +151,13 @@ func WithQueryLimit(n int) Option {
 // queries of misuse reports and pool alerts, the live page and the test
 // gate's failures. It is applied when a report is made, not on the hot
 // path. Argument values are never kept in any case; this is for SQL that
-// has values written into its text. Comments are removed too.
+// has values written into its text (an ORM that inlines values, such as
+// bun, writes them there). Comments are removed too. The text is read in
+// the dialect of the wrapped driver: MySQL for go-sql-driver/mysql,
+// PostgreSQL for lib/pq and pgx, SQLite for the SQLite drivers; for any
+// other driver it is read so that no literal of either MySQL or
+// PostgreSQL is kept, which also redacts PostgreSQL's "quoted"
+// identifiers (see docs/integrations.md).
 func WithRedactedSQL() Option {
 	return optionFunc(func(o *options) error {
 		o.leak.RedactSQL = true

@@ -18,13 +18,29 @@ var defaultLibraries = []string{
 	"github.com/sqlwatch/sqlwatch/metrics",
 	"github.com/sqlwatch/sqlwatch/internal",
 
-	// Data-access libraries.
+	// Data-access libraries, query builders and gorm's dialectors.
 	"gorm.io/gorm",
 	"gorm.io/driver",
 	"gorm.io/plugin",
+	"github.com/glebarez/sqlite",
 	"github.com/jmoiron/sqlx",
 	"entgo.io/ent",
 	"github.com/uptrace/bun",
+	"github.com/Masterminds/squirrel",
+	"github.com/doug-martin/goqu",
+	"github.com/georgysavva/scany",
+	"github.com/stephenafamo/bob",
+	"xorm.io/xorm",
+
+	// database/sql wrappers, which sit between database/sql and sqlwatch
+	// when they wrap sqlwatch's driver.
+	"github.com/XSAM/otelsql",
+	"github.com/uptrace/opentelemetry-go-extra/otelsql",
+	"gopkg.in/DataDog/dd-trace-go.v1/contrib/database/sql",
+	"github.com/DataDog/dd-trace-go/contrib/database/sql",
+	"github.com/qustavo/sqlhooks",
+	"github.com/gchaincl/sqlhooks",
+	"github.com/luna-duclos/instrumentedsql",
 
 	// Drivers.
 	"github.com/go-sql-driver/mysql",
@@ -32,13 +48,19 @@ var defaultLibraries = []string{
 	"github.com/jackc/pgx",
 	"modernc.org/sqlite",
 	"github.com/mattn/go-sqlite3",
+	"github.com/glebarez/go-sqlite",
+	"github.com/ncruces/go-sqlite3",
 }
 
 // DefaultLibraries returns the built-in list of library prefixes, whose
 // frames are never taken for the origin of a leak: the Go runtime, reflect,
 // database/sql, github.com/ngrok/sqlmw, sqlwatch's own packages, the common
-// data-access libraries (gorm, sqlx, ent, bun) and the common drivers
-// (go-sql-driver/mysql, lib/pq, pgx, modernc.org/sqlite, go-sqlite3).
+// data-access libraries and query builders (gorm and its dialectors, sqlx,
+// ent, bun, squirrel, goqu, scany, bob, xorm), the common database/sql
+// wrappers (XSAM/otelsql, uptrace's otelsql, Datadog's sqltrace v1 and v2,
+// sqlhooks, instrumentedsql) and the common drivers (go-sql-driver/mysql,
+// lib/pq, pgx, modernc.org/sqlite, go-sqlite3, glebarez/go-sqlite,
+// ncruces/go-sqlite3).
 //
 // Each call returns a fresh copy, which the caller may modify.
 func DefaultLibraries() []string {

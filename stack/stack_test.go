@@ -331,10 +331,18 @@ func TestDefaultLibraries(t *testing.T) {
 		"github.com/sqlwatch/sqlwatch/driver", "github.com/sqlwatch/sqlwatch/leak",
 		"github.com/sqlwatch/sqlwatch/stack", "github.com/sqlwatch/sqlwatch/metrics",
 		"github.com/sqlwatch/sqlwatch/internal",
-		"gorm.io/gorm", "gorm.io/driver", "gorm.io/plugin", "github.com/jmoiron/sqlx",
-		"entgo.io/ent", "github.com/uptrace/bun",
+		"gorm.io/gorm", "gorm.io/driver", "gorm.io/plugin", "github.com/glebarez/sqlite",
+		"github.com/jmoiron/sqlx", "entgo.io/ent", "github.com/uptrace/bun",
+		"github.com/Masterminds/squirrel", "github.com/doug-martin/goqu",
+		"github.com/georgysavva/scany", "github.com/stephenafamo/bob", "xorm.io/xorm",
+		"github.com/XSAM/otelsql", "github.com/uptrace/opentelemetry-go-extra/otelsql",
+		"gopkg.in/DataDog/dd-trace-go.v1/contrib/database/sql",
+		"github.com/DataDog/dd-trace-go/contrib/database/sql",
+		"github.com/qustavo/sqlhooks", "github.com/gchaincl/sqlhooks",
+		"github.com/luna-duclos/instrumentedsql",
 		"github.com/go-sql-driver/mysql", "github.com/lib/pq", "github.com/jackc/pgx",
-		"modernc.org/sqlite", "github.com/mattn/go-sqlite3",
+		"modernc.org/sqlite", "github.com/mattn/go-sqlite3", "github.com/glebarez/go-sqlite",
+		"github.com/ncruces/go-sqlite3",
 	}
 	got := stack.DefaultLibraries()
 	if !slices.Equal(got, want) {

@@ -1,13 +1,14 @@
 // Package redact removes literal values from SQL text, so that SQL kept for
 // reports can be shown without the data written in it.
 //
-// [SQL] replaces every literal with "?":
+// [Dialect.SQL] replaces every literal with "?", read by the rules of
+// one dialect; [SQL] is [Generic.SQL], for a driver of unknown dialect.
 //
-//   - string literals: '...' (with doubled-quote and backslash escapes), "..." (a
-//     string in MySQL's default mode; in PostgreSQL a quoted identifier,
-//     redacted all the same: when in doubt, redact), E'...' and
-//     $tag$...$tag$ (PostgreSQL), and the prefixed forms X'...', B'...',
-//     N'...' (the prefix goes with the literal);
+//   - string literals: '...' (with doubled-quote escapes), E'...' (with
+//     backslash escapes), and the prefixed forms X'...', B'...', N'...'
+//     (the prefix goes with the literal); in [MySQL] also "..." (a string
+//     in MySQL's default mode), with backslash escapes in both; in
+//     [PostgreSQL] and [Generic] also $tag$...$tag$;
 //   - numeric literals: integers, decimals (1.5, .5, 1.), exponents (1e-3),
 //     hexadecimal and binary (0x1F, 0b101), with PostgreSQL 16's digit
 //     separators (1_000). A leading sign is an operator and is kept.
@@ -15,40 +16,104 @@
 // It keeps identifiers, including those with digits (t1, col_2, and
 // MySQL's identifiers that start with a digit, such as 1st), `quoted`
 // identifiers, placeholders (?, ?1, $1, :name, @p1) and everything else.
+// "..." is a quoted identifier in [PostgreSQL], kept; in [MySQL] a string
+// (unless the server runs with ANSI_QUOTES, which redaction cannot see:
+// the identifier is then redacted, never a string kept); in [Generic] and
+// [SQLite] (which takes an unknown "name" for a string) it is redacted.
 //
-// Comments (-- and # to the end of the line, and /* */, nested as
-// PostgreSQL nests them) are removed: each becomes one space, since a
-// comment may hold anything. This also drops MySQL's /*! ... */ and
-// /*+ ... */ hints, and, in PostgreSQL, where '#' is an operator (#>,
-// #>>), the rest of that line: redaction errs on the side of removing.
+// Comments (--, /* */ and, in MySQL and Generic, # to the end of the
+// line) are removed: each becomes one space, since a comment may hold
+// anything. /* */ nests in PostgreSQL and Generic, not in MySQL and
+// SQLite. This also drops MySQL's /*! ... */ and /*+ ... */ hints.
 //
-// The text is not parsed as one dialect, so where MySQL and PostgreSQL
-// read a quoted literal differently — a backslash before the closing
-// quote, which MySQL takes as an escape and PostgreSQL (with
-// standard_conforming_strings) as a character — nothing after the opening
-// quote can be trusted, and SQL replaces everything from it to the end
-// with "?". An unterminated literal or comment (SQL text cut by a length
-// limit) runs to the end of the text, and so does a number cut in its
-// exponent ("12e" or "3.5e-" at the very end).
+// Backslashes: [MySQL] reads a backslash in '...' and "..." as an escape
+// (its default; a server with NO_BACKSLASH_ESCAPES reads 'a\' as a whole
+// literal, and a literal that follows it may then be kept); [PostgreSQL]
+// (standard_conforming_strings, the default since 9.1) and [SQLite] read
+// it as a character, except in E'...'. [Generic] does not know which: a
+// backslash before a quote makes everything from the literal's opening
+// quote to the end "?".
 //
-// SQL never panics, whatever its input (including invalid UTF-8, which is
-// copied through), its result is never longer than its input, and it is
-// idempotent: SQL(SQL(q)) == SQL(q).
+// An unterminated literal or comment (SQL text cut by a length limit)
+// runs to the end of the text, and so does a number cut in its exponent
+// ("12e" or "3.5e-" at the very end).
+//
+// Redaction never panics, whatever its input (including invalid UTF-8,
+// which is copied through), its result is never longer than its input,
+// and it is idempotent: d.SQL(d.SQL(q)) == d.SQL(q).
 package redact
 
 import "strings"
 
+// Dialect is the SQL dialect text is read in.
+type Dialect uint8
+
+// The dialects.
+const (
+	Generic    Dialect = iota // unknown: any reading of MySQL's and PostgreSQL's, redacting where they differ
+	MySQL                     // MySQL and MariaDB, default sql_mode
+	PostgreSQL                // PostgreSQL, standard_conforming_strings on
+	SQLite                    // SQLite
+)
+
+// rules are a dialect's lexical rules.
+type rules struct {
+	backslash    int8 // in '...': 1 an escape, -1 a character, 0 unknown (ambiguous before a quote)
+	doubleIdent  bool // "..." is an identifier, kept
+	hashComment  bool // # starts a comment
+	nested       bool // /* */ nests
+	dollarQuotes bool // $tag$...$tag$ strings
+}
+
+var dialects = [...]rules{
+	Generic:    {backslash: 0, hashComment: true, nested: true, dollarQuotes: true},
+	MySQL:      {backslash: 1, hashComment: true},
+	PostgreSQL: {backslash: -1, doubleIdent: true, nested: true, dollarQuotes: true},
+	SQLite:     {backslash: -1},
+}
+
+// String returns the dialect's name.
+func (d Dialect) String() string {
+	switch d {
+	case MySQL:
+		return "mysql"
+	case PostgreSQL:
+		return "postgres"
+	case SQLite:
+		return "sqlite"
+	}
+	return "generic"
+}
+
 // SQL returns q with its literal values replaced by "?" and its comments
-// by a space; see the package documentation.
-func SQL(q string) string {
+// by a space, for a driver of unknown dialect: [Generic.SQL].
+func SQL(q string) string { return Generic.SQL(q) }
+
+// SQL returns q with its literal values replaced by "?" and its comments
+// by a space, read as dialect d; see the package documentation.
+func (d Dialect) SQL(q string) string {
+	if int(d) >= len(dialects) {
+		d = Generic
+	}
+	r := &dialects[d]
 	var b strings.Builder
 	b.Grow(len(q))
 	i := 0
 	for i < len(q) {
 		c := q[i]
 		switch {
+		case c == '"' && r.doubleIdent:
+			// A PostgreSQL quoted identifier ("" escapes a quote): kept
+			// when it is terminated.
+			end, ok := quoted(q, i+1, c, -1)
+			if !ok {
+				b.WriteByte('?')
+				return b.String()
+			}
+			b.WriteString(q[i:end])
+			i = end
 		case c == '\'' || c == '"':
-			end, ok := quoted(q, i+1, c, false)
+			end, ok := quoted(q, i+1, c, r.backslash)
 			b.WriteByte('?')
 			if !ok {
 				return b.String()
@@ -64,7 +129,7 @@ func SQL(q string) string {
 			}
 			b.WriteString(q[i : i+j+2])
 			i += j + 2
-		case c == '-' && i+1 < len(q) && q[i+1] == '-' || c == '#':
+		case c == '-' && i+1 < len(q) && q[i+1] == '-' || c == '#' && r.hashComment:
 			j := strings.IndexByte(q[i:], '\n')
 			b.WriteByte(' ')
 			if j < 0 {
@@ -72,7 +137,7 @@ func SQL(q string) string {
 			}
 			i += j // keep the newline
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
-			end, ok := blockComment(q, i+2)
+			end, ok := blockComment(q, i+2, r.nested)
 			b.WriteByte(' ')
 			if !ok {
 				return b.String()
@@ -89,7 +154,7 @@ func SQL(q string) string {
 				i = j
 				continue
 			}
-			if tag, ok := dollarTag(q, i); ok {
+			if tag, ok := dollarTag(q, i); ok && r.dollarQuotes {
 				b.WriteByte('?')
 				j := strings.Index(q[i+len(tag):], tag)
 				if j < 0 {
@@ -143,7 +208,7 @@ func SQL(q string) string {
 			if j-i == 1 && j < len(q) && q[j] == '\'' {
 				switch c | 0x20 {
 				case 'e': // E'...': backslash escapes, in both dialects
-					end, ok := quoted(q, j+1, '\'', true)
+					end, ok := quoted(q, j+1, '\'', 1)
 					b.WriteByte('?')
 					if !ok {
 						return b.String()
@@ -151,7 +216,7 @@ func SQL(q string) string {
 					i = end
 					continue
 				case 'x', 'b', 'n': // X'ff', B'101', N'text'
-					end, ok := quoted(q, j+1, '\'', false)
+					end, ok := quoted(q, j+1, '\'', r.backslash)
 					b.WriteByte('?')
 					if !ok {
 						return b.String()
@@ -185,18 +250,22 @@ func SQL(q string) string {
 }
 
 // quoted finds the end of a literal opened by quote just before start. A
-// doubled quote is an escape. With backslash, a backslash escapes the next
-// byte; without it, a quote after an odd run of backslashes makes the
-// literal ambiguous between dialects, which is reported like an
-// unterminated one. It returns the index after the closing quote, and
-// false when the literal runs to the end.
-func quoted(q string, start int, quote byte, backslash bool) (int, bool) {
+// doubled quote is an escape. With backslash 1, a backslash escapes the
+// next byte; with -1 it is a character; with 0 a quote after an odd run
+// of backslashes makes the literal ambiguous between dialects, which is
+// reported like an unterminated one. It returns the index after the
+// closing quote, and false when the literal runs to the end.
+func quoted(q string, start int, quote byte, backslash int8) (int, bool) {
 	i := start
 	for i < len(q) {
 		switch q[i] {
 		case '\\':
-			if backslash {
+			if backslash > 0 {
 				i += 2
+				continue
+			}
+			if backslash < 0 {
+				i++
 				continue
 			}
 			j := i
@@ -221,13 +290,13 @@ func quoted(q string, start int, quote byte, backslash bool) (int, bool) {
 }
 
 // blockComment finds the end of a /* */ comment whose opening ends at
-// start, counting nested comments.
-func blockComment(q string, start int) (int, bool) {
+// start, counting nested comments when nested is true.
+func blockComment(q string, start int, nested bool) (int, bool) {
 	depth := 1
 	i := start
 	for i+1 < len(q) {
 		switch {
-		case q[i] == '/' && q[i+1] == '*':
+		case nested && q[i] == '/' && q[i+1] == '*':
 			depth++
 			i += 2
 		case q[i] == '*' && q[i+1] == '/':

@@ -55,37 +55,53 @@ func FuzzRedactSQL(f *testing.F) {
 	f.Add("SELECT * FROM t1 WHERE a = 'x' AND b = 2", "hunter2", int64(1234))
 	f.Add("INSERT INTO t VALUES ($1, E'a\\'b', $$c$$)", "it''s", int64(-5))
 	f.Fuzz(func(t *testing.T, q, lit string, n int64) {
-		out := redact.SQL(q)
-		if len(out) > len(q) {
-			t.Fatalf("SQL(%q) = %q: longer than its input", q, out)
-		}
-		if again := redact.SQL(out); again != out {
-			t.Fatalf("not idempotent: SQL(%q) = %q, SQL of that = %q", q, out, again)
-		}
-		if utf8.ValidString(q) && !utf8.ValidString(out) {
-			t.Fatalf("SQL(%q) = %q: invalid UTF-8 from valid input", q, out)
-		}
-
-		// One string literal whose content has no quote or backslash.
-		if !strings.ContainsAny(lit, `'\`) {
-			in := "SELECT x FROM t WHERE a = '" + lit + "' AND b = ?"
-			if got, want := redact.SQL(in), "SELECT x FROM t WHERE a = ? AND b = ?"; got != want {
-				t.Fatalf("SQL(%q) = %q; want %q", in, got, want)
-			}
-			in = "SELECT $q$" + strings.ReplaceAll(lit, "$", "") + "$q$ FROM t"
-			if got, want := redact.SQL(in), "SELECT ? FROM t"; got != want {
-				t.Fatalf("SQL(%q) = %q; want %q", in, got, want)
-			}
-		}
-		// Any string literal, escaped by doubling quotes.
-		in := "UPDATE t SET v = '" + strings.ReplaceAll(strings.ReplaceAll(lit, `\`, `\\`), "'", "''") + "' WHERE id = $1"
-		if got, want := redact.SQL(in), "UPDATE t SET v = ? WHERE id = $1"; got != want {
-			t.Fatalf("SQL(%q) = %q; want %q", in, got, want)
-		}
-		// A standalone number: no digit of it is left.
-		in = "SELECT c1 FROM t2 WHERE id = " + strconv.FormatUint(uint64(n), 10) + " AND f = 0.25e3"
-		if got, want := redact.SQL(in), "SELECT c1 FROM t2 WHERE id = ? AND f = ?"; got != want {
-			t.Fatalf("SQL(%q) = %q; want %q", in, got, want)
+		for _, d := range []redact.Dialect{redact.Generic, redact.MySQL, redact.PostgreSQL, redact.SQLite} {
+			fuzzDialect(t, d, q, lit, n)
 		}
 	})
+}
+
+func fuzzDialect(t *testing.T, d redact.Dialect, q, lit string, n int64) {
+	out := d.SQL(q)
+	if len(out) > len(q) {
+		t.Fatalf("%s.SQL(%q) = %q: longer than its input", d, q, out)
+	}
+	if again := d.SQL(out); again != out {
+		t.Fatalf("%s: not idempotent: SQL(%q) = %q, SQL of that = %q", d, q, out, again)
+	}
+	if utf8.ValidString(q) && !utf8.ValidString(out) {
+		t.Fatalf("%s.SQL(%q) = %q: invalid UTF-8 from valid input", d, q, out)
+	}
+
+	// One string literal whose content has no quote or backslash.
+	if !strings.ContainsAny(lit, `'\`) {
+		in := "SELECT x FROM t WHERE a = '" + lit + "' AND b = ?"
+		if got, want := d.SQL(in), "SELECT x FROM t WHERE a = ? AND b = ?"; got != want {
+			t.Fatalf("%s.SQL(%q) = %q; want %q", d, in, got, want)
+		}
+		if d == redact.Generic || d == redact.PostgreSQL {
+			in = "SELECT $q$" + strings.ReplaceAll(lit, "$", "") + "$q$ FROM t"
+			if got, want := d.SQL(in), "SELECT ? FROM t"; got != want {
+				t.Fatalf("%s.SQL(%q) = %q; want %q", d, in, got, want)
+			}
+		}
+	}
+	// Any string literal, escaped by doubling quotes (and backslashes,
+	// which every dialect then reads as one literal).
+	in := "UPDATE t SET v = '" + strings.ReplaceAll(strings.ReplaceAll(lit, `\`, `\\`), "'", "''") + "' WHERE id = $1"
+	if got, want := d.SQL(in), "UPDATE t SET v = ? WHERE id = $1"; got != want {
+		t.Fatalf("%s.SQL(%q) = %q; want %q", d, in, got, want)
+	}
+	// In MySQL, any literal escaped with backslashes, then more text.
+	if d == redact.MySQL {
+		in := "UPDATE t SET v = '" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(lit) + "', w = 'x' WHERE id = 7"
+		if got, want := d.SQL(in), "UPDATE t SET v = ?, w = ? WHERE id = ?"; got != want {
+			t.Fatalf("%s.SQL(%q) = %q; want %q", d, in, got, want)
+		}
+	}
+	// A standalone number: no digit of it is left.
+	in = "SELECT c1 FROM t2 WHERE id = " + strconv.FormatUint(uint64(n), 10) + " AND f = 0.25e3"
+	if got, want := d.SQL(in), "SELECT c1 FROM t2 WHERE id = ? AND f = ?"; got != want {
+		t.Fatalf("%s.SQL(%q) = %q; want %q", d, in, got, want)
+	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
-	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -242,7 +241,7 @@ func (t *Tracker) sqlText(q string) string {
 		q, cut = truncate(q, t.cfg.QueryLimit), true
 	}
 	if t.cfg.RedactSQL {
-		q = redact.SQL(q)
+		q = t.dialect.SQL(q)
 	}
 	if cut {
 		q += "…"

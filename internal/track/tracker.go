@@ -14,6 +14,7 @@ import (
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/internal/nanosum"
+	"github.com/sqlwatch/sqlwatch/internal/redact"
 )
 
 // Default settings; see [Config].
@@ -74,6 +75,13 @@ type Config struct {
 	// (see internal/redact). It is applied when a report is made, never
 	// on the hot path.
 	RedactSQL bool
+	// SQLDialect is the dialect RedactSQL reads the SQL text in: "mysql"
+	// (MySQL and MariaDB: backslash escapes, "..." strings), "postgres"
+	// ("..." identifiers kept, E'...' and $tag$ strings) or "sqlite". Any
+	// other value, "" included, reads it so that no literal of either
+	// MySQL or PostgreSQL is kept, redacting where they differ. The driver
+	// sets it from the wrapped driver.
+	SQLDialect string
 	// HoldBuckets are the upper bounds (inclusive, increasing, at most
 	// MaxBuckets) of the histogram of hold times that CloseHeld
 	// records; none keeps no histogram.
@@ -86,6 +94,19 @@ type Config struct {
 	DurationBuckets []time.Duration
 	// Now is the clock; default [Now]. Tests inject their own.
 	Now func() time.Time
+}
+
+// dialectOf maps Config.SQLDialect to redact's dialects.
+func dialectOf(name string) redact.Dialect {
+	switch name {
+	case "mysql":
+		return redact.MySQL
+	case "postgres":
+		return redact.PostgreSQL
+	case "sqlite":
+		return redact.SQLite
+	}
+	return redact.Generic
 }
 
 // Tracker tracks the open resources of one pool and runs its watchdog.
@@ -101,7 +122,8 @@ type Tracker struct {
 	// announce itself.
 	stopMu   sync.RWMutex
 	stopped  bool
-	injected bool // cfg.Now was given: read it instead of internal/clock
+	injected bool           // cfg.Now was given: read it instead of internal/clock
+	dialect  redact.Dialect // cfg.SQLDialect
 
 	// Scan's state, guarded by scanMu
 	scanMu     sync.Mutex
@@ -332,6 +354,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		done:     make(chan struct{}),
 		tokens:   float64(cfg.ReportBurst),
 		injected: injected,
+		dialect:  dialectOf(cfg.SQLDialect),
 	}
 	t.cfg.HoldBuckets = append([]time.Duration(nil), cfg.HoldBuckets...)
 	t.cfg.DurationBuckets = append([]time.Duration(nil), cfg.DurationBuckets...)
