@@ -10,6 +10,7 @@ import (
 
 	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/clock"
+	"github.com/sqlwatch/sqlwatch/internal/sqltext"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -224,7 +225,7 @@ func (t *Tracker) site(st *callstack.Stack, goid int64, query string) Site {
 // text per event, never the statements themselves.
 func (t *Tracker) queuedText(q string) string {
 	if t.cfg.QueryLimit > 0 && len(q) > t.cfg.QueryLimit {
-		return truncate(q, t.cfg.QueryLimit) + "…"
+		return sqltext.Truncate(q, t.cfg.QueryLimit) + "…"
 	}
 	return q
 }
@@ -238,7 +239,7 @@ func (t *Tracker) sqlText(q string) string {
 	cut := strings.HasSuffix(q, "…")
 	q = strings.TrimSuffix(q, "…")
 	if t.cfg.QueryLimit > 0 && len(q) > t.cfg.QueryLimit {
-		q, cut = truncate(q, t.cfg.QueryLimit), true
+		q, cut = sqltext.Truncate(q, t.cfg.QueryLimit), true
 	}
 	if t.cfg.RedactSQL {
 		q = t.dialect.SQL(q)

@@ -51,38 +51,6 @@ func TestDeathHint(t *testing.T) {
 	}
 }
 
-func TestWrites(t *testing.T) {
-	f := func(q string, want bool) {
-		t.Helper()
-		if got := writes(q); got != want {
-			t.Errorf("writes(%q) = %v; want %v", q, got, want)
-		}
-	}
-	f("SELECT 1", false)
-	f("  (select * from t)", false)
-	f("select * from t for update", true)
-	f("SELECT * FROM t LOCK IN SHARE MODE", true)
-	f("UPDATE t SET a = 1", true)
-	f("insert into t values (1)", true)
-	f("WITH x AS (SELECT 1) SELECT * FROM x", false)
-	f("SET lock_timeout = '1s'", false)
-	f("DELETE FROM t", true)
-	f("select * from t for share", true)
-	f("SELECT * FROM t\n\tFOR NO KEY UPDATE", true)
-	f("select * from t where fork = 1", false)
-	f("select for_update from t", false)
-	f("show tables", false)
-	f("values (1)", false)
-	f("\fSELECT 1", false) // form feed is white space before the first word too
-}
-
-func TestWritesDoesNotAllocate(t *testing.T) {
-	q := "select id, name from items where id = ? for update"
-	if n := testing.AllocsPerRun(100, func() { writes(q) }); n != 0 {
-		t.Errorf("writes allocates %v times per call; want 0", n)
-	}
-}
-
 // TestNoteReadsWritesBeforeTruncation: a long SELECT ... FOR UPDATE is a
 // write even when the text kept is cut before FOR UPDATE.
 func TestNoteReadsWritesBeforeTruncation(t *testing.T) {

@@ -1,4 +1,4 @@
-package track
+package sqltext
 
 import (
 	"strings"
@@ -71,8 +71,8 @@ func FuzzWrites(f *testing.F) {
 			// it), which no database does; writes compares ASCII only.
 			return
 		}
-		if got, want := writes(q), writesByFolding(q); got != want {
-			t.Errorf("writes(%q) = %v; the folding rules say %v", q, got, want)
+		if got, want := Writes(q), writesByFolding(q); got != want {
+			t.Errorf("Writes(%q) = %v; the folding rules say %v", q, got, want)
 		}
 	})
 }
@@ -86,8 +86,40 @@ func BenchmarkWrites(b *testing.B) {
 		b.Run(strings.Fields(q)[0], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				writes(q)
+				Writes(q)
 			}
 		})
+	}
+}
+
+func TestWrites(t *testing.T) {
+	f := func(q string, want bool) {
+		t.Helper()
+		if got := Writes(q); got != want {
+			t.Errorf("Writes(%q) = %v; want %v", q, got, want)
+		}
+	}
+	f("SELECT 1", false)
+	f("  (select * from t)", false)
+	f("select * from t for update", true)
+	f("SELECT * FROM t LOCK IN SHARE MODE", true)
+	f("UPDATE t SET a = 1", true)
+	f("insert into t values (1)", true)
+	f("WITH x AS (SELECT 1) SELECT * FROM x", false)
+	f("SET lock_timeout = '1s'", false)
+	f("DELETE FROM t", true)
+	f("select * from t for share", true)
+	f("SELECT * FROM t\n\tFOR NO KEY UPDATE", true)
+	f("select * from t where fork = 1", false)
+	f("select for_update from t", false)
+	f("show tables", false)
+	f("values (1)", false)
+	f("\fSELECT 1", false) // form feed is white space before the first word too
+}
+
+func TestWritesDoesNotAllocate(t *testing.T) {
+	q := "select id, name from items where id = ? for update"
+	if n := testing.AllocsPerRun(100, func() { Writes(q) }); n != 0 {
+		t.Errorf("writes allocates %v times per call; want 0", n)
 	}
 }
