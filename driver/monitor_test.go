@@ -3,13 +3,13 @@ package driver_test
 import (
 	"context"
 	"database/sql"
-	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 )
 
 // testScenario runs one scenario in-process through run and checks its

@@ -1,20 +1,17 @@
 package track
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sqlwatch/sqlwatch/stack"
+	"github.com/sqlwatch/sqlwatch/internal/gdump"
 )
 
 // Monitor defaults; see [MonitorConfig].
@@ -190,7 +187,7 @@ func newMonitor(t *Tracker, cfg MonitorConfig) (*Monitor, error) {
 		cfg.Now = t.cfg.Now
 	}
 	if cfg.Goroutines == nil {
-		cfg.Goroutines = allGoroutines
+		cfg.Goroutines = gdump.All
 	}
 	return &Monitor{t: t, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
@@ -431,25 +428,25 @@ func (m *Monitor) holders() []Holder {
 // database/sql's connection request.
 func (m *Monitor) waiters() []Waiter {
 	var out []Waiter
-	for _, g := range parseGoroutines(m.cfg.Goroutines()) {
+	for _, g := range gdump.Parse(m.cfg.Goroutines()) {
 		waiting := false
-		for _, f := range g.frames {
+		for _, f := range g.Frames {
 			if f.Function == "database/sql.(*DB).conn" {
 				waiting = true
 				break
 			}
 		}
-		if !waiting || !strings.HasPrefix(g.state, "select") {
+		if !waiting || !strings.HasPrefix(g.State, "select") {
 			continue
 		}
-		if m.db != "" && g.connDB != "" && g.connDB != m.db {
+		if m.db != "" && g.ConnDB != "" && g.ConnDB != m.db {
 			continue // waits for another pool
 		}
-		w := Waiter{Goroutine: g.id, State: g.state, funcs: map[string]bool{}}
-		for _, f := range g.frames {
+		w := Waiter{Goroutine: g.ID, State: g.State, funcs: map[string]bool{}}
+		for _, f := range g.Frames {
 			w.funcs[f.Function] = true
 		}
-		origin, app, ok := m.t.cfg.Filter.Split(g.frames)
+		origin, app, ok := m.t.cfg.Filter.Split(g.Frames)
 		if ok {
 			w.Origin, w.Func = origin.Location(), origin.Function
 		} else {
@@ -457,78 +454,6 @@ func (m *Monitor) waiters() []Waiter {
 		}
 		w.Stack = frameStrings(app)
 		out = append(out, w)
-	}
-	return out
-}
-
-func allGoroutines() []byte {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return buf[:n]
-		}
-		if len(buf) >= 64<<20 {
-			return buf[:n]
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-type goroutine struct {
-	id     int64
-	state  string
-	frames []stack.Frame
-	connDB string // the receiver of its database/sql.(*DB).conn frame, as printed ("0xc0000f2000"), if any
-}
-
-// parseGoroutines reads runtime.Stack(buf, true) output:
-//
-//	goroutine 7 [select, 2 minutes]:
-//	database/sql.(*DB).conn(0xc000, {0x1, 0x2}, 0x1)
-//		/usr/local/go/src/database/sql/sql.go:1365 +0x5a5
-//	...
-func parseGoroutines(dump []byte) []goroutine {
-	var out []goroutine
-	for _, block := range bytes.Split(dump, []byte("\n\n")) {
-		lines := strings.Split(strings.TrimSpace(string(block)), "\n")
-		if len(lines) == 0 || !strings.HasPrefix(lines[0], "goroutine ") {
-			continue
-		}
-		head := strings.TrimPrefix(lines[0], "goroutine ")
-		idText, rest, _ := strings.Cut(head, " ")
-		id, err := strconv.ParseInt(idText, 10, 64)
-		if err != nil {
-			continue
-		}
-		g := goroutine{id: id}
-		if i, j := strings.IndexByte(rest, '['), strings.LastIndexByte(rest, ']'); i >= 0 && j > i {
-			g.state = rest[i+1 : j]
-		}
-		for k := 1; k+1 < len(lines); k += 2 {
-			fn := lines[k]
-			if strings.HasPrefix(fn, "created by ") {
-				break
-			}
-			if p := strings.LastIndexByte(fn, '('); p > 0 {
-				if fn[:p] == "database/sql.(*DB).conn" && g.connDB == "" {
-					arg, _, _ := strings.Cut(fn[p+1:], ",")
-					g.connDB = strings.TrimSuffix(strings.TrimSuffix(arg, ")"), "?")
-				}
-				fn = fn[:p]
-			}
-			loc := strings.TrimSpace(lines[k+1])
-			if sp := strings.LastIndexByte(loc, ' '); sp > 0 {
-				loc = loc[:sp]
-			}
-			file, lineText, _ := strings.Cut(loc, ":")
-			if c := strings.LastIndexByte(loc, ':'); c > 0 {
-				file, lineText = loc[:c], loc[c+1:]
-			}
-			line, _ := strconv.Atoi(lineText)
-			g.frames = append(g.frames, stack.Frame{Function: fn, File: file, Line: line})
-		}
-		out = append(out, g)
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlwatch/sqlwatch/internal/gdump"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 )
 
@@ -491,10 +492,10 @@ func TestMonitorOtherPoolsWaitersNoStall(t *testing.T) {
 }
 
 func TestParseGoroutinesConnReceiver(t *testing.T) {
-	gs := parseGoroutines([]byte(waiterDump(7, false)))
+	gs := gdump.Parse([]byte(waiterDump(7, false)))
 	var got []string
 	for _, g := range gs {
-		got = append(got, g.connDB)
+		got = append(got, g.ConnDB)
 	}
 	if len(gs) != 3 || got[1] != "0xc0000f2000" || got[0] != "" || got[2] != "" {
 		t.Fatalf("receivers %q; want the waiter's 0xc0000f2000 only", got)

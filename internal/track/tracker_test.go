@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sqlwatch/sqlwatch/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sqlwatch/sqlwatch/internal/testutil"
 )
 
 // fakeClock is an injected clock that tests move by hand.
