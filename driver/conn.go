@@ -222,13 +222,14 @@ func (c *conn) note(query string) { c.noteTimed(query, -1, 0) }
 // tracker's duration slot (a negative slot records no duration).
 func (c *conn) noteTimed(query string, slot int, d time.Duration) {
 	c.res.NoteTimed(query, slot, d)
-	c.noteRest(query)
+	c.noteTx(query)
 }
 
-// noteRest is what note does besides noting the checkout: a query notes
-// the checkout as its rows open (track.Opening.NoteHolder), under one
-// lock.
-func (c *conn) noteRest(query string) {
+// noteTx counts a statement on the conn and records it on the open tx,
+// if there is one. It does not record it on the checkout's resource: the
+// caller does that, with Resource.NoteTimed or, for a query that opens
+// rows, with track.Opening.NoteHolder.
+func (c *conn) noteTx(query string) {
 	c.stmts++
 	if c.tx != nil {
 		c.tx.res.Note(query)
@@ -422,7 +423,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	c.used(end)
-	c.noteRest(query)
+	c.noteTx(query)
 	return newRows(ri, c, ctx, fresh, track.Opening{At: end, Query: query, NoteHolder: true, Slot: slot(record.OpQuery, end), D: d}), nil
 }
 

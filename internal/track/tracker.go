@@ -458,21 +458,18 @@ type Opening struct {
 	// tx) holds: while the resource is open the checkout is covered (not
 	// reported on its own, and the time does not count toward its
 	// threshold) and, for a tx, in a transaction (pool alerts show it).
-	// Open and Close do this under the lock they take anyway when both
-	// are in the same shard (the usual case: one goroutine opened both),
-	// under the holder's shard lock otherwise.
+	// Holder must be open; the cover ends when the resource is closed.
 	Holder *Resource
-	// At, when not 0 and Like is nil, is the start: the driver's reading
-	// of sqlwatch's internal clock when the statement ended, which saves
-	// reading it again (an injected clock is read instead).
+	// At, when not 0 and Like is nil, is the resource's start, an
+	// internal/clock reading (clock.Now); 0 means now. It is ignored when
+	// Config.Now is set: the injected clock is read.
 	At int64
 	// Query, when not empty, is recorded as the resource's first
 	// statement, as [Resource.Note] would.
 	Query string
 	// NoteHolder, when true and Holder is not nil, also records Query on
-	// Holder as a statement that took D, in duration slot Slot, as
-	// Holder.NoteTimed would: under the lock the open takes anyway when
-	// both are in one shard, which saves taking it twice.
+	// Holder as Holder.NoteTimed(Query, Slot, D) would, by the time
+	// OpenLike returns.
 	NoteHolder bool
 	Slot       int
 	D          time.Duration
@@ -572,9 +569,8 @@ func (t *Tracker) Close(r *Resource) { t.close(r, -1) }
 
 // CloseHeld is Close for a resource that was held for held, which it
 // records in the tracker's histogram of hold times (see
-// [Config.HoldBuckets] and [Tracker.HoldHistogram]) under the lock Close
-// takes anyway: the driver's measure of a checkout, for metrics, at no
-// cost beyond Close's own.
+// [Config.HoldBuckets] and [Tracker.HoldHistogram]). It takes the same
+// one lock as Close.
 func (t *Tracker) CloseHeld(r *Resource, held time.Duration) { t.close(r, max(held, 0)) }
 
 // close is Close, recording held in the hold histogram unless it is
@@ -636,8 +632,9 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 func (r *Resource) Note(query string) { r.NoteTimed(query, -1, 0) }
 
 // NoteTimed is Note for a statement that took d, which it records in the
-// tracker's duration histogram number slot (see [Config.DurationSlots]),
-// under the lock Note takes anyway; a slot out of range records nothing.
+// tracker's duration histogram number slot (see [Config.DurationSlots]);
+// a slot out of range records nothing. It takes the same one lock as
+// Note.
 func (r *Resource) NoteTimed(query string, slot int, d time.Duration) {
 	if r == nil {
 		return
