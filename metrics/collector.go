@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sqlwatch/sqlwatch/internal/poolstats"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
@@ -93,6 +94,7 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 		return fmt.Errorf("%w: db_name %q on this registry (name pools apart with driver.WithDBName): %v",
 			ErrAlreadyRegistered, c.tracker.DBName(), err)
 	}
+	poolstats.Set(c.tracker, db.Stats) // the live page shows them
 	return nil
 }
 
