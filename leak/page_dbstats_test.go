@@ -90,4 +90,3 @@ func TestPageDBStats(t *testing.T) {
 		})
 	}
 }
-
