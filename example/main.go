@@ -62,6 +62,11 @@
 //	-leak-threshold DURATION            report what stays open longer (default 2s)
 //	-scenario NAME                      run one scenario and exit with its result
 //	-serve                              keep serving after -scenario; alone: serve without demo traffic
+//	-log json|text                      the log format on stderr (default json; text reads better by eye)
+//
+// On start it logs where the live page and the metrics are:
+//
+//	time=... level=INFO msg="example: listening" addr=http://127.0.0.1:8080 page=http://127.0.0.1:8080/debug/sqlwatch metrics=http://127.0.0.1:8080/metrics ...
 package main
 
 import (
@@ -129,6 +134,7 @@ type config struct {
 	scenario  string
 	serve     bool
 	waitLimit time.Duration
+	logFormat string
 }
 
 // parseFlags parses args; a non-negative code means exit with it.
@@ -142,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, code int) {
 	fs.StringVar(&cfg.scenario, "scenario", "", "run one leak scenario, print its report and exit 0 if it named handlers.go")
 	fs.DurationVar(&cfg.waitLimit, "wait-limit", time.Second, "raise a pool alert when waits for a connection exceed this")
 	fs.BoolVar(&cfg.serve, "serve", false, "keep serving after -scenario; without -scenario, serve without demo traffic")
+	fs.StringVar(&cfg.logFormat, "log", "json", "log format on stderr: json or text")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./example [flags]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -164,6 +171,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, code int) {
 	db, ok := databases[cfg.driver]
 	if !ok {
 		return usageError("unknown driver %q (want sqlite, mysql, postgres or pgx)", cfg.driver)
+	}
+	if cfg.logFormat != "json" && cfg.logFormat != "text" {
+		return usageError("-log %q: want json or text", cfg.logFormat)
 	}
 	if cfg.waitLimit <= 0 {
 		return usageError("-wait-limit %v: must be positive", cfg.waitLimit)
@@ -193,7 +203,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	if cfg.logFormat == "text" {
+		handler = slog.NewTextHandler(stderr, nil)
+	}
+	logger := slog.New(handler)
 	fatal := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "example: "+format+"\n", args...)
 		return 1
@@ -296,7 +310,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 	base := "http://" + ln.Addr().String()
 	st, _ := leak.StatsOf(db)
-	logger.Info("example: listening", "addr", base, "driver", cfg.driver, "db", st.DBName, "leak_threshold", cfg.threshold.String())
+	logger.Info("example: listening", "addr", base, "page", base+"/debug/sqlwatch", "metrics", base+"/metrics", "driver", cfg.driver, "db", st.DBName, "leak_threshold", cfg.threshold.String())
 
 	c := &client{base: base, hc: &http.Client{Timeout: 60 * time.Second}}
 	defer c.hc.CloseIdleConnections()

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -185,5 +188,60 @@ func TestDemo(t *testing.T) {
 	}
 	if stdout.String() != "" {
 		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+// TestNewcomer: on start the example logs the URLs of the live page and
+// of the metrics, and with -log text its lines are slog's text format.
+// Both URLs answer.
+func TestNewcomer(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr testutil.LockedBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-serve", "-log", format}, &stdout, &stderr)
+			}()
+			urls := regexp.MustCompile(`"?page"?[=:]"?(http://[^" ]+/debug/sqlwatch)"?.*"?metrics"?[=:]"?(http://[^" ]+/metrics)`)
+			var m []string
+			deadline := time.After(10 * time.Second)
+			for m == nil {
+				select {
+				case code := <-done:
+					t.Fatalf("run returned %d\nstderr:\n%s", code, stderr.String())
+				case <-deadline:
+					t.Fatalf("no URLs logged\nstderr:\n%s", stderr.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+				m = urls.FindStringSubmatch(stderr.String())
+			}
+			first, _, _ := strings.Cut(stderr.String(), "\n")
+			if format == "text" && !strings.HasPrefix(first, "time=") {
+				t.Errorf("-log text: first line %q; want slog's text format", first)
+			}
+			if format == "json" && !json.Valid([]byte(first)) {
+				t.Errorf("-log json: first line %q is not JSON", first)
+			}
+			for _, u := range m[1:] {
+				resp, err := http.Get(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("GET %s: %s", u, resp.Status)
+				}
+			}
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("run returned %d after cancel", code)
+			}
+		})
+	}
+	var stderr testutil.LockedBuffer
+	if code := run(context.Background(), []string{"-log", "yaml"}, io.Discard, &stderr); code != 2 {
+		t.Errorf("-log yaml: exit %d; want 2", code)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sqlwatch/sqlwatch/internal/poolstats"
 	"github.com/sqlwatch/sqlwatch/internal/record"
 	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
@@ -90,6 +91,14 @@ func New(db *sql.DB) (*Collector, error) {
 // Register registers the Collector of db with reg. Registering one pool
 // twice, or two pools with the same db_name, on one registry returns an
 // error wrapping [ErrAlreadyRegistered].
+//
+// If reg already holds client_golang's
+// collectors.NewDBStatsCollector(db, name) with name the pool's db_name
+// (see leak.StatsOf and Stats.DBName), the go_sql_* family is left
+// to it and Register adds sqlwatch's own metrics only. (A DBStats
+// collector registered later, or under another name, is not seen: the
+// former is then refused by reg, the latter exports go_sql_* twice under
+// two db_name values.)
 func Register(reg prometheus.Registerer, db *sql.DB) error {
 	if reg == nil {
 		return ErrNilRegisterer
@@ -103,14 +112,38 @@ func Register(reg prometheus.Registerer, db *sql.DB) error {
 	// pool registered elsewhere). A collector registered by other means
 	// meanwhile turns it on again at its next Describe or Collect.
 	wasOn := c.rec.Enabled()
-	if err := reg.Register(c); err != nil {
+	err = reg.Register(c)
+	if err != nil && ownDBStats(reg, db, c.tracker.DBName()) {
+		// The application registered collectors.NewDBStatsCollector for
+		// this pool under its db_name: it exports go_sql_* already.
+		c.dbstats = nil
+		err = reg.Register(c)
+	}
+	if err != nil {
 		if !wasOn {
 			c.rec.SetEnabled(false)
 		}
 		return fmt.Errorf("%w: db_name %q on this registry (name pools apart with driver.WithDBName): %v",
 			ErrAlreadyRegistered, c.tracker.DBName(), err)
 	}
+	poolstats.Set(c.tracker, db.Stats) // the live page shows them
 	return nil
+}
+
+// ownDBStats reports whether reg holds a collector equal to
+// collectors.NewDBStatsCollector(db, dbName) registered by someone else:
+// registering one more is refused with an AlreadyRegisteredError. (A
+// registry answers a collector that only overlaps another one, such as
+// sqlwatch's own Collector of the pool, with a different error.)
+func ownDBStats(reg prometheus.Registerer, db *sql.DB, dbName string) bool {
+	probe := collectors.NewDBStatsCollector(db, dbName)
+	err := reg.Register(probe)
+	if err == nil {
+		reg.Unregister(probe)
+		return false
+	}
+	var are prometheus.AlreadyRegisteredError
+	return errors.As(err, &are)
 }
 
 // holdMetric is sqlwatch_conn_hold_seconds, from the histogram the
@@ -132,7 +165,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths, c.connHold} {
 		ch <- d
 	}
-	c.dbstats.Describe(ch)
+	if c.dbstats != nil {
+		c.dbstats.Describe(ch)
+	}
 }
 
 // Collect computes the gauges from the tracker at scrape time.
@@ -158,5 +193,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []string{leak.DeathIdle, leak.DeathHeld, leak.DeathInTx} {
 		ch <- prometheus.MustNewConstMetric(c.deaths, prometheus.CounterValue, float64(st.ConnDeaths[s]), s)
 	}
-	c.dbstats.Collect(ch)
+	if c.dbstats != nil {
+		c.dbstats.Collect(ch)
+	}
 }

@@ -163,6 +163,7 @@ func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
 		return nil, err
 	}
 	m.db = fmt.Sprintf("%p", db)
+	p.Tracker().setDBStats(db.Stats) // the live page shows them
 	go m.run()
 	return m, nil
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sqlwatch/sqlwatch/internal/callstack"
+	"github.com/sqlwatch/sqlwatch/internal/poolstats"
 	"github.com/sqlwatch/sqlwatch/stack"
 )
 
@@ -40,12 +41,27 @@ type (
 		Open       map[string]int    `json:"open"`
 		Thresholds map[string]string `json:"thresholds"`
 		Stats      statsJSON         `json:"stats"`
-		Groups     int               `json:"groups"`
-		Limit      int               `json:"limit"`
-		Unresolved int               `json:"unresolved"`
-		Resources  []resourceJSON    `json:"resources"`
+		// DBStats is the pool's sql.DBStats, when its *sql.DB was given
+		// to NewMonitor or metrics.Register; absent otherwise.
+		DBStats    *dbStatsJSON   `json:"db_stats,omitempty"`
+		Groups     int            `json:"groups"`
+		Limit      int            `json:"limit"`
+		Unresolved int            `json:"unresolved"`
+		Resources  []resourceJSON `json:"resources"`
 
 		total int // open resources, for sorting
+	}
+	dbStatsJSON struct {
+		MaxOpen             int     `json:"max_open"`
+		Open                int     `json:"open"`
+		InUse               int     `json:"in_use"`
+		Idle                int     `json:"idle"`
+		WaitCount           int64   `json:"wait_count"`
+		WaitDuration        string  `json:"wait_duration"`
+		WaitDurationSeconds float64 `json:"wait_duration_seconds"`
+		MaxIdleClosed       int64   `json:"max_idle_closed"`
+		MaxIdleTimeClosed   int64   `json:"max_idle_time_closed"`
+		MaxLifetimeClosed   int64   `json:"max_lifetime_closed"`
 	}
 	statsJSON struct {
 		Reported       int64            `json:"reported"`
@@ -254,6 +270,12 @@ func describePool(t *Tracker, limit int) poolJSON {
 		},
 		Limit: limit,
 	}
+	if f := poolstats.Get(t); f != nil {
+		s := f()
+		p.DBStats = &dbStatsJSON{MaxOpen: s.MaxOpenConnections, Open: s.OpenConnections, InUse: s.InUse, Idle: s.Idle,
+			WaitCount: s.WaitCount, WaitDuration: s.WaitDuration.String(), WaitDurationSeconds: s.WaitDuration.Seconds(),
+			MaxIdleClosed: s.MaxIdleClosed, MaxIdleTimeClosed: s.MaxIdleTimeClosed, MaxLifetimeClosed: s.MaxLifetimeClosed}
+	}
 	for _, k := range Kinds {
 		p.Open[k.String()] = 0
 		p.Thresholds[k.String()] = t.Threshold(k).String()
@@ -450,6 +472,11 @@ This page shows SQL text: serve it only behind the protection you give net/http/
 </table>
 <p class="muted">Leak reports {{.Stats.Reported}}, released {{.Stats.Released}}, suppressed {{.Stats.Suppressed}},
 dropped {{.Stats.Dropped}}, pool alerts {{.Stats.PoolAlerts}}, panics recovered {{.Stats.Panics}}.</p>
+{{- with .DBStats}}
+<p class="dbstats">database/sql: {{.Open}} open ({{.InUse}} in use, {{.Idle}} idle) of {{if .MaxOpen}}at most {{.MaxOpen}}{{else}}no limit{{end}};
+{{.WaitCount}} wait(s) for a connection, {{.WaitDuration}} in all; closed by the pool: {{.MaxIdleClosed}} over max idle,
+{{.MaxIdleTimeClosed}} over max idle time, {{.MaxLifetimeClosed}} over max lifetime.</p>
+{{- end}}
 {{- if .Resources}}
 <p class="listed">{{.Total}} open resource(s) in {{.Groups}} row(s), one per kind and origin
 {{- if gt .Groups (len .Resources)}}; the oldest {{len .Resources}} shown (?limit=N shows up to N, at most {{$.MaxLimit}}){{end}}

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/sqlwatch/sqlwatch/internal/clock"
 	"github.com/sqlwatch/sqlwatch/internal/goid"
 	"github.com/sqlwatch/sqlwatch/internal/nanosum"
+	"github.com/sqlwatch/sqlwatch/internal/poolstats"
 	"github.com/sqlwatch/sqlwatch/internal/redact"
 	"github.com/sqlwatch/sqlwatch/internal/sqltext"
 )
@@ -108,6 +110,16 @@ func dialectOf(name string) redact.Dialect {
 		return redact.SQLite
 	}
 	return redact.Generic
+}
+
+// setDBStats makes the live page show f, the pool's database/sql
+// statistics, until the tracker stops (see internal/poolstats).
+func (t *Tracker) setDBStats(f func() sql.DBStats) {
+	t.stopMu.RLock()
+	defer t.stopMu.RUnlock()
+	if !t.stopped {
+		poolstats.Set(t, f)
+	}
 }
 
 // Tracker tracks the open resources of one pool and runs its watchdog.
@@ -884,6 +896,7 @@ func (t *Tracker) Stop() error {
 		close(t.stop)
 		<-t.done
 		registry.remove(t)
+		poolstats.Delete(t)
 	})
 	return nil
 }
