@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"runtime"
 	"strings"
 	"time"
@@ -22,13 +21,6 @@ var (
 	_ driver.ConnBeginTx        = (*conn)(nil)
 	_ driver.NamedValueChecker  = (*conn)(nil)
 	_ driver.Validator          = (*conn)(nil)
-)
-
-// Claimed only when the driver has them (see newConn).
-var (
-	_ driver.ExecerContext   = execer{}
-	_ driver.QueryerContext  = queryer{}
-	_ driver.SessionResetter = resetter{}
 )
 
 // conn wraps a driver conn. database/sql serializes the calls on one conn
@@ -89,61 +81,6 @@ func (c *conn) sqlwatchConn() {}
 // Raw returns the driver's own conn. See [Unwrap].
 func (c *conn) Raw() driver.Conn { return c.inner }
 
-// The optional methods, mixed into the conn types below.
-type (
-	execer   struct{ *conn }
-	queryer  struct{ *conn }
-	resetter struct{ *conn }
-)
-
-func (c execer) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.execContext(ctx, query, args)
-}
-
-func (c queryer) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.queryContext(ctx, query, args)
-}
-
-func (c resetter) ResetSession(ctx context.Context) error { return c.resetSession(ctx) }
-
-// The eight combinations of ExecerContext (E), QueryerContext (Q) and
-// SessionResetter (R).
-type (
-	connE struct {
-		*conn
-		execer
-	}
-	connQ struct {
-		*conn
-		queryer
-	}
-	connEQ struct {
-		*conn
-		execer
-		queryer
-	}
-	connR struct {
-		*conn
-		resetter
-	}
-	connER struct {
-		*conn
-		execer
-		resetter
-	}
-	connQR struct {
-		*conn
-		queryer
-		resetter
-	}
-	connEQR struct {
-		*conn
-		execer
-		queryer
-		resetter
-	}
-)
-
 // newConn wraps ci: it returns the wrapper and the conn type that claims
 // the interfaces ci has.
 func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
@@ -165,24 +102,7 @@ func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	hasR := c.rs != nil
 	c.resetterOnly = hasR && c.val == nil
 
-	e, q := c.ec != nil, c.qc != nil
-	switch {
-	case e && q && hasR:
-		return c, &connEQR{c, execer{c}, queryer{c}, resetter{c}}
-	case e && q:
-		return c, &connEQ{c, execer{c}, queryer{c}}
-	case e && hasR:
-		return c, &connER{c, execer{c}, resetter{c}}
-	case q && hasR:
-		return c, &connQR{c, queryer{c}, resetter{c}}
-	case e:
-		return c, &connE{c, execer{c}}
-	case q:
-		return c, &connQ{c, queryer{c}}
-	case hasR:
-		return c, &connR{c, resetter{c}}
-	}
-	return c, c
+	return c, c.claiming()
 }
 
 // checkout marks the conn as checked out by the calling goroutine, unless
@@ -435,122 +355,6 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 		return c.nvc.CheckNamedValue(nv)
 	}
 	return driver.ErrSkip
-}
-
-// Fallbacks that do exactly what database/sql does for a driver without
-// the context-aware interface (database/sql/ctxutil.go).
-
-// execerOf returns ci's ExecerContext, or its legacy Execer adapted, or
-// nil.
-func execerOf(ci driver.Conn) driver.ExecerContext {
-	if ec, ok := ci.(driver.ExecerContext); ok {
-		return ec
-	}
-	//lint:ignore SA1019 a driver may offer only the legacy Execer; database/sql still uses it
-	if e, ok := ci.(driver.Execer); ok {
-		return legacyExecer{e}
-	}
-	return nil
-}
-
-// queryerOf returns ci's QueryerContext, or its legacy Queryer adapted,
-// or nil.
-func queryerOf(ci driver.Conn) driver.QueryerContext {
-	if qc, ok := ci.(driver.QueryerContext); ok {
-		return qc
-	}
-	//lint:ignore SA1019 a driver may offer only the legacy Queryer; database/sql still uses it
-	if q, ok := ci.(driver.Queryer); ok {
-		return legacyQueryer{q}
-	}
-	return nil
-}
-
-//lint:ignore SA1019 the fallback for a driver without ExecerContext, as database/sql has (ctxutil.go)
-type legacyExecer struct{ e driver.Execer }
-
-func (l legacyExecer) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	dargs, err := namedValueToValue(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return l.e.Exec(query, dargs)
-}
-
-//lint:ignore SA1019 the fallback for a driver without QueryerContext, as database/sql has (ctxutil.go)
-type legacyQueryer struct{ q driver.Queryer }
-
-func (l legacyQueryer) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	dargs, err := namedValueToValue(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return l.q.Query(query, dargs)
-}
-
-type legacyPreparer struct{ c driver.Conn }
-
-func (l legacyPreparer) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	si, err := l.c.Prepare(query)
-	if err == nil {
-		if cerr := ctx.Err(); cerr != nil {
-			si.Close()
-			return nil, cerr
-		}
-	}
-	return si, err
-}
-
-type legacyBeginner struct{ c driver.Conn }
-
-// Errors with the same text as database/sql's, for a driver without
-// ConnBeginTx.
-var (
-	errIsolation = errors.New("sql: driver does not support non-default isolation level")
-	errReadOnly  = errors.New("sql: driver does not support read-only transactions")
-)
-
-func (l legacyBeginner) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if opts.Isolation != 0 {
-		return nil, errIsolation
-	}
-	if opts.ReadOnly {
-		return nil, errReadOnly
-	}
-	//lint:ignore SA1019 the driver has nothing else
-	ti, err := l.c.Begin()
-	if err == nil {
-		if cerr := ctx.Err(); cerr != nil {
-			ti.Rollback()
-			return nil, cerr
-		}
-	}
-	return ti, err
-}
-
-func namedValueToValue(named []driver.NamedValue) ([]driver.Value, error) {
-	dargs := make([]driver.Value, len(named))
-	for n, param := range named {
-		if len(param.Name) > 0 {
-			return nil, errors.New("sql: driver does not support the use of Named Parameters")
-		}
-		dargs[n] = param.Value
-	}
-	return dargs, nil
-}
-
-func valueToNamedValue(args []driver.Value) []driver.NamedValue {
-	nv := make([]driver.NamedValue, len(args))
-	for i, v := range args {
-		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-	}
-	return nv
 }
 
 // calledFromAwaitDone reports whether database/sql's Tx.awaitDone (the
