@@ -51,14 +51,12 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 }
 
-// WithDBName names the pool in reports and metrics. Without it the name is
-// read from the DSN by the wrapped driver's own grammar (go-sql-driver/mysql,
-// lib/pq, pgx, and SQLite file names for modernc.org/sqlite and
-// mattn/go-sqlite3): host, port and database, or the file's base name;
-// never user, password or parameters. A driver of another type, or a DSN
-// the grammar rejects or cannot split without doubt, gives the registered
-// driver name; a wrapped connector is named after its driver's package. Every pool opened
-// through the same registered name then shares the name.
+// WithDBName names the pool in reports and metrics. Without it the name
+// is read from the DSN by the wrapped driver's own grammar (MySQL,
+// PostgreSQL, SQLite file names): host, port and database, or the file's
+// base name, never user, password or parameters; else it is the
+// registered driver name, or a wrapped connector's driver package
+// (docs/dsn-names.md).
 func WithDBName(name string) Option {
 	return optionFunc(func(o *options) error {
 		if name == "" {

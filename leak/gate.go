@@ -210,17 +210,11 @@ func VerifyNone(t TestingT, opts ...Option) {
 // returned function then does nothing.
 //
 // Without [Pool], every live pool is checked, including pools opened
-// after Check. sqlwatch forgets a pool when it is closed, so the check
-// must run before DB.Close: cleanups and deferred calls run last-in
-// first-out, so register the pool's Close first (or name the pool with
-// Pool, which keeps it checked after Close).
-//
-// Parallel tests (t.Parallel) that use one pool each should name it with
-// Pool. Tests that share a pool and run in parallel see each other's
-// resources: a check may report another test's transaction that is still
-// legitimately open. Give such tests a pool each, or do not run them in
-// parallel. Check, the function it returns and [VerifyNone] are safe for
-// concurrent use.
+// after Check; a pool is forgotten at DB.Close, so register the pool's
+// Close first (cleanups run last-in first-out) or name it with Pool.
+// Tests that share a pool and run in parallel see each other's
+// resources: give each its own pool, named with Pool. Check, the
+// function it returns and [VerifyNone] are safe for concurrent use.
 func Check(t TestingT, opts ...Option) func() {
 	if h, ok := t.(interface{ Helper() }); ok {
 		h.Helper()

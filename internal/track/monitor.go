@@ -25,28 +25,13 @@ const (
 // opened through sqlwatch.
 var ErrNotWatched = errors.New("sqlwatch: the *sql.DB was not opened through sqlwatch")
 
-// MonitorConfig configures a [Monitor]: leak.MonitorConfig's fields
-// (documented there) and the test hooks. Zero fields take their defaults.
+// MonitorConfig configures a [Monitor]: the fields of leak.MonitorConfig,
+// which documents them (defaults DefaultMonitorInterval, DefaultWaitLimit,
+// DefaultAlertGap, the pool's logger), and the test hooks.
 type MonitorConfig struct {
-	// Interval between polls of DB.Stats. Default DefaultMonitorInterval.
-	Interval time.Duration
-	// WaitLimit is the mean wait above which an alert is raised, and how
-	// long a goroutine may wait for a connection of a saturated pool, with
-	// none returned meanwhile, before the pool counts as stalled. Default
-	// DefaultWaitLimit.
-	WaitLimit time.Duration
-	// AlertGap is the least time between two alerts of one pool; an
-	// episode that starts sooner is not alerted. Default
-	// DefaultAlertGap.
-	AlertGap time.Duration
-	// Logger receives alerts and recoveries. Default: the pool's logger.
-	Logger *slog.Logger
-	// OnAlert, when set, receives every alert and recovery as a value.
-	// A panic in it is recovered and counted. One that does not return
-	// (nor a Logger) holds Stop for 2 seconds at most; what is still
-	// running then is counted as dropped (Stats.Dropped).
-	// A recovery is delivered only for an episode that was alerted.
-	OnAlert func(PoolAlert)
+	Interval, WaitLimit, AlertGap time.Duration
+	Logger                        *slog.Logger
+	OnAlert                       func(PoolAlert)
 
 	// For tests: the stats source (default db.Stats), the clock (default
 	// the tracker's) and the goroutine dump (default runtime.Stack of all
