@@ -79,6 +79,8 @@ type conn struct {
 	spareRows rows               // the wrapper of the next rows, when not busy
 	spareRes  leak.Resource      // and its resource
 	spareBusy bool
+
+	sql sqlTx // a transaction begun with SQL text (sqltx.go)
 }
 
 // sqlwatchConn is implemented by every conn type of this package.
@@ -148,6 +150,7 @@ type (
 // the interfaces ci has.
 func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
+	c.sql.init(ci)
 	if ec, ok := ci.(driver.ExecerContext); ok {
 		c.ec = ec
 	} else if e, ok := ci.(driver.Execer); ok {
@@ -280,15 +283,18 @@ func (c *conn) resetSession(ctx context.Context) error {
 // IsValid is called by database/sql when the conn goes back to the pool:
 // the checkout ends.
 func (c *conn) IsValid() bool {
-	c.endCheckout()
+	ok := true
 	if c.discard {
 		c.discard = false
-		return false
+		ok = false
+	} else if c.val != nil {
+		ok = c.val.IsValid()
 	}
-	if c.val != nil {
-		return c.val.IsValid()
+	if c.sql.bits != 0 || c.sql.status != nil {
+		c.sqlRelease(ok)
 	}
-	return true
+	c.endCheckout()
+	return ok
 }
 
 func (c *conn) Close() error {
@@ -365,6 +371,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.p.mark(t.goid, t)
 	}
 	c.tx = t
+	if c.sql.bits != 0 {
+		c.sqlBegun()
+	}
 	return t, nil
 }
 
@@ -403,6 +412,9 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 		}
 		c.noteTimed(query, slot(metrics.OpExec, end), d)
 		c.used(end)
+		if c.mayBegin(query) {
+			c.sqlText(query, err)
+		}
 	}
 	return r, err
 }
@@ -424,6 +436,9 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	c.check(query)
+	if c.mayBegin(query) {
+		c.sqlText(query, err)
+	}
 	if err != nil {
 		c.failed(ctx, err, query)
 		c.noteTimed(query, slot(metrics.OpQuery, end), d)

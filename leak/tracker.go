@@ -111,7 +111,7 @@ type Tracker struct {
 
 	reported, released, suppressedTotal, dropped, panics, poolAlerts atomic.Int64
 	reportedByKind                                                   [numKinds]atomic.Int64
-	misuseByKind                                                     [5]atomic.Int64 // as MisuseKinds
+	misuseByKind                                                     [6]atomic.Int64 // as MisuseKinds
 	deaths                                                           [3]atomic.Int64 // as deathStates
 
 	// misuse reports, queued by the driver for the watchdog
