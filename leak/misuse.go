@@ -340,7 +340,7 @@ func misuseMessage(m *Misuse) (string, []slog.Attr) {
 			msg = fmt.Sprintf("sqlwatch: statement at %s ran inside a transaction left open by an earlier user of its connection, begun with SQL %s ago at %s",
 				m.Here.Origin, round(m.Age), m.There.Origin)
 		} else {
-			msg = fmt.Sprintf("sqlwatch: connection returned to the pool at %s inside a transaction begun with SQL %s ago at %s (the next user of the connection runs inside it)",
+			msg = fmt.Sprintf("sqlwatch: connection returned to the pool at %s inside a transaction begun with SQL %s ago at %s (the next user of the connection runs inside it, or the driver discards it with the transaction's work)",
 				m.Here.Origin, round(m.Age), m.There.Origin)
 		}
 		attrs = append(attrs, slog.String("state", m.State), slog.String("age", round(m.Age).String()))

@@ -111,6 +111,20 @@ func TestMisuseReportShape(t *testing.T) {
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, []string{"class", "state", "age", "idle"}, "holder"},
+		{"sql_tx_leak released", leak.MisuseSQLTxLeak, func(tr *leak.Tracker) {
+			e := &leak.MisuseEvent{Kind: leak.MisuseSQLTxLeak, State: leak.SQLTxReleased, HereGoroutine: 1,
+				ThereGoroutine: 1, ThereQuery: "BEGIN", Age: time.Second}
+			e.Here.Capture(0)
+			e.ThereStack.Capture(0)
+			tr.ReportMisuse(e)
+		}, []string{"state", "age"}, "tx"},
+		{"sql_tx_leak reused", leak.MisuseSQLTxLeak, func(tr *leak.Tracker) {
+			e := &leak.MisuseEvent{Kind: leak.MisuseSQLTxLeak, State: leak.SQLTxReused, Query: "UPDATE t SET a = 1", HereGoroutine: 2,
+				ThereGoroutine: 1, ThereQuery: "SET autocommit = 0", Age: time.Second}
+			e.Here.Capture(0)
+			e.ThereStack.Capture(0)
+			tr.ReportMisuse(e)
+		}, []string{"state", "age"}, "tx"},
 		{"conn_death_hint", "conn_death_hint", func(tr *leak.Tracker) {
 			for _, idle := range []time.Duration{28 * time.Second, 30 * time.Second, 31 * time.Second} {
 				tr.ConnDied(leak.DeathIdle, idle)
