@@ -63,8 +63,13 @@ type sqlSite struct {
 
 // txStatuser is pgconn.PgConn's TxStatus: 'I' idle, 'T' in a
 // transaction, 'E' in a failed one; read from the last ReadyForQuery,
-// without a round trip.
-type txStatuser interface{ TxStatus() byte }
+// without a round trip. And IsClosed: pgx's stdlib has no Validator, so
+// a conn it closed (a cancelled statement) still goes back to the pool,
+// to be refused by ResetSession; its status is stale.
+type txStatuser interface {
+	TxStatus() byte
+	IsClosed() bool
+}
 
 // initSQLTx sets the dialect of ci and, for pgx, where to read its
 // transaction status. Called once per conn, when it is opened.
@@ -130,6 +135,9 @@ var beginByte = [256]bool{'B': true, 'b': true, 'S': true, 's': true,
 // error, never driver.ErrSkip). Inside a driver tx the text is that tx's
 // business.
 func (c *conn) sqlText(query string, err error) {
+	if c.sql.bits == 0 && surelyNone(query) {
+		return // SELECT, SHOW, SAVEPOINT...
+	}
 	if c.tx != nil || c.p.detect&detectSQLTx == 0 {
 		return
 	}
@@ -192,6 +200,23 @@ func (c *conn) sqlText(query string, err error) {
 		}
 	}
 	s.settle()
+}
+
+// surelyNone reports whether query, which passed mayBegin, can be told
+// by its first three bytes to be no BEGIN, START or SET (a SELECT, say).
+// Leading whitespace and comments are left to classify.
+func surelyNone(q string) bool {
+	if len(q) < 3 {
+		return true
+	}
+	b1, b2 := q[1]|0x20, q[2]|0x20
+	switch q[0] | 0x20 {
+	case 'b':
+		return b1 != 'e' || b2 != 'g'
+	case 's':
+		return (b1 != 'e' || b2 != 't') && (b1 != 't' || b2 != 'a')
+	}
+	return false
 }
 
 // settle forgets the report flags once the conn is out of the tx.
@@ -258,7 +283,7 @@ func (c *conn) sqlRelease(ok bool) {
 		return
 	}
 	if s.status != nil {
-		if st := s.status.TxStatus(); st != 'T' && st != 'E' {
+		if st := s.status.TxStatus(); (st != 'T' && st != 'E') || s.status.IsClosed() {
 			s.bits = 0
 			return
 		}

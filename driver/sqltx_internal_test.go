@@ -91,6 +91,16 @@ func TestMayBegin(t *testing.T) {
 			t.Errorf("mayBegin(%q) = true", q)
 		}
 	}
+	for _, q := range []string{"BEGIN", "begin", "START TRANSACTION", "SET autocommit=0", "Set", " SELECT", "-- c\nSELECT"} {
+		if surelyNone(q) {
+			t.Errorf("surelyNone(%q) = true", q)
+		}
+	}
+	for _, q := range []string{"SELECT 1", "select 1", "SHOW TABLES", "SAVEPOINT a", "BE", "bogus"} {
+		if !surelyNone(q) {
+			t.Errorf("surelyNone(%q) = false", q)
+		}
+	}
 	c.sql.bits = sqlOpen
 	if !c.mayBegin("COMMIT") {
 		t.Error("in a tx: mayBegin(COMMIT) = false")
