@@ -224,3 +224,73 @@ func TestSQLTxNoFalseReport(t *testing.T) {
 		})
 	})
 }
+
+// TestSQLTxReuseByStmtAndTx: the next checkout's first statement is
+// reported whether it is a prepared statement or, on MySQL, a BeginTx
+// (whose START TRANSACTION commits the leftover: nothing after it).
+func TestSQLTxReuseByStmtAndTx(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		if b.name == "pgx" {
+			t.Skip("pgx's ResetSession discards the conn: no reuse")
+		}
+		ctx := context.Background()
+		t.Run("stmt", func(t *testing.T) {
+			db, ch := openMisuse(t, b)
+			tbl := table(t, db, b)
+			db.SetMaxOpenConns(1)
+			begin := nextLine()
+			if _, err := db.ExecContext(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			ch.wait(t, leak.MisuseSQLTxLeak)
+			stmt, err := db.PrepareContext(ctx, "UPDATE "+tbl+" SET n = 7 WHERE id = 1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stmt.Close()
+			reuse := nextLine()
+			if _, err := stmt.ExecContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m := ch.wait(t, leak.MisuseSQLTxLeak)
+			checkMisuse(t, m, reuse, begin)
+			if m.State != leak.SQLTxReused {
+				t.Errorf("state %q", m.State)
+			}
+			db.ExecContext(ctx, "ROLLBACK")
+		})
+		if b.name != "mysql" {
+			return
+		}
+		t.Run("begin tx", func(t *testing.T) {
+			db, ch := openMisuse(t, b)
+			tbl := table(t, db, b)
+			db.SetMaxOpenConns(1)
+			begin := nextLine()
+			if _, err := db.ExecContext(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			ch.wait(t, leak.MisuseSQLTxLeak)
+			reuse := nextLine()
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := ch.wait(t, leak.MisuseSQLTxLeak)
+			checkMisuse(t, m, reuse, begin)
+			if m.State != leak.SQLTxReused || m.Here.Query != "BEGIN" {
+				t.Errorf("state %q, query %q", m.State, m.Here.Query)
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE "+tbl+" SET n = 8 WHERE id = 1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, "UPDATE "+tbl+" SET n = 9 WHERE id = 1"); err != nil {
+				t.Fatal(err)
+			}
+			ch.none(t)
+		})
+	})
+}
