@@ -210,6 +210,9 @@ func (c *conn) checkout() *leak.Resource {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, leak.KindConn, 2)
 		c.stmts = 0
 		c.explained = false
+		if c.sql.bits&sqlPending != 0 {
+			c.sqlRetaken()
+		}
 		return c.res
 	}
 	return nil
@@ -306,6 +309,9 @@ func (c *conn) Close() error {
 	// whose ResetSession failed).
 	for s := range c.openStmts {
 		s.forget()
+	}
+	if c.sql.bits&sqlPending != 0 {
+		c.sqlClosed()
 	}
 	c.endCheckout()
 	return c.inner.Close()

@@ -41,6 +41,7 @@ const (
 	sqlManual                     // MySQL: SET autocommit = 0 ran, and no SET autocommit = 1 since
 	sqlReported                   // the release was reported: once per tx
 	sqlLeft                       // reported and kept by the pool: the next statement is reported
+	sqlPending                    // released in the tx: reported once the pool is seen to keep the conn
 )
 
 // sqlTx is a conn's transaction begun with SQL text. database/sql
@@ -51,6 +52,7 @@ type sqlTx struct {
 	status  txStatuser // the driver's own transaction status (pgx); nil when it has none
 	begin   *sqlSite   // where the tx began (sqlOpen); kept for reuse once allocated
 	off     *sqlSite   // where autocommit was turned off (sqlManual)
+	rel     *sqlSite   // where the conn was released (sqlPending)
 }
 
 // sqlSite is where a statement that began a tx ran.
@@ -150,7 +152,7 @@ func (c *conn) sqlText(query string, err error) {
 		// The first statement of the checkout after a release inside the
 		// tx, unless it ends it (a ROLLBACK on taking a conn is a cure).
 		s.bits &^= sqlLeft
-		c.reportSQLTx(leak.SQLTxReused, query, 2)
+		c.reportSQLTx(leak.SQLTxReused, query, nil)
 	}
 	if err != nil {
 		// No change, except where the server rolls back the whole tx on
@@ -264,7 +266,7 @@ func (c *conn) sqlBegun() {
 	s := &c.sql
 	if s.bits&sqlLeft != 0 && c.p.detect&detectSQLTx != 0 {
 		s.bits &^= sqlLeft
-		c.reportSQLTx(leak.SQLTxReused, "BEGIN", 2)
+		c.reportSQLTx(leak.SQLTxReused, "BEGIN", nil)
 	}
 	s.bits &^= sqlOpen
 	s.settle()
@@ -272,7 +274,10 @@ func (c *conn) sqlBegun() {
 
 // sqlRelease is called by IsValid, before the checkout ends; ok is
 // IsValid's answer. A conn the pool discards is no leak: the server ends
-// its tx.
+// its tx. Since the pool may still discard a conn IsValid kept (over
+// MaxIdleConns, past its lifetime, DB.Close), the release is only noted
+// here, with its stack; it is reported when the conn is taken again
+// (sqlRetaken) or closed later by another goroutine (sqlClosed).
 func (c *conn) sqlRelease(ok bool) {
 	s := &c.sql
 	if !ok {
@@ -287,27 +292,53 @@ func (c *conn) sqlRelease(ok bool) {
 			s.bits = 0
 			return
 		}
-		if s.bits&(sqlOpen|sqlManual) == 0 {
-			// In a tx no recognised statement began: the report names
-			// the checkout instead.
-			s.bits |= sqlOpen
-			s.begin = nil
-		}
 	}
-	if s.bits&(sqlOpen|sqlManual) == 0 || s.bits&sqlReported != 0 {
+	if (s.bits&(sqlOpen|sqlManual) == 0 && s.status == nil) || s.bits&sqlReported != 0 {
 		return
 	}
-	s.bits |= sqlReported | sqlLeft
-	// pgx's ResetSession refuses a conn in a tx: no conn death.
-	c.explained = true
-	c.reportSQLTx(leak.SQLTxReleased, "", 2)
+	s.rel = site(s.rel, "")
+	if s.bits&(sqlOpen|sqlManual) == 0 {
+		// The driver says the conn is in a tx no recognised statement
+		// began: the report names the release, with the checkout's age.
+		b := *s.rel
+		if c.res != nil {
+			b.at = clock.Of(c.res.Start())
+		}
+		s.begin = &b
+		s.bits |= sqlOpen
+	}
+	s.bits |= sqlReported | sqlPending
 }
 
-// reportSQLTx reports a sql_tx_leak: the tx is named by the statement
-// that began it or, failing that, by the checkout. skip is the frames
-// above the caller to leave out of the stack.
-func (c *conn) reportSQLTx(state, query string, skip int) {
-	e := &leak.MisuseEvent{Kind: leak.MisuseSQLTxLeak, State: state, Query: query, HereGoroutine: goid.Get()}
+// sqlRetaken is called when a new checkout of c starts while a release
+// inside a tx is pending: the pool kept the conn. The next statement is
+// reported too.
+func (c *conn) sqlRetaken() {
+	s := &c.sql
+	s.bits = s.bits&^sqlPending | sqlLeft
+	// pgx's ResetSession refuses a conn in a tx: no conn death.
+	c.explained = true
+	c.reportSQLTx(leak.SQLTxReleased, "", s.rel)
+}
+
+// sqlClosed is called when c is closed while a release inside a tx is
+// pending. Closed by the releasing goroutine, the pool discarded it at
+// the release (putConn closes it at once): no leak. Closed by another
+// (the pool's cleaner, past ConnMaxIdleTime or ConnMaxLifetime), it sat
+// in the pool inside the tx: reported.
+func (c *conn) sqlClosed() {
+	s := &c.sql
+	if s.rel.goid != goid.Get() {
+		c.reportSQLTx(leak.SQLTxReleased, "", s.rel)
+	}
+	s.bits = 0
+}
+
+// reportSQLTx reports a sql_tx_leak: here is where the conn was released
+// (nil: the caller's caller, captured now), and the tx is named by the
+// statement that began it.
+func (c *conn) reportSQLTx(state, query string, here *sqlSite) {
+	e := &leak.MisuseEvent{Kind: leak.MisuseSQLTxLeak, State: state, Query: query}
 	s := &c.sql
 	var at *sqlSite
 	switch {
@@ -316,14 +347,16 @@ func (c *conn) reportSQLTx(state, query string, skip int) {
 	case s.bits&sqlManual != 0:
 		at = s.off
 	}
-	switch {
-	case at != nil:
+	if at != nil {
 		e.ThereStack, e.ThereGoroutine, e.ThereQuery = at.st, at.goid, at.query
 		e.Age = clock.Since(at.at)
-	case c.res != nil:
-		e.There, e.Age = c.res, c.res.Elapsed()
 	}
-	e.Here.Capture(skip)
+	if here != nil {
+		e.Here, e.HereGoroutine = here.st, here.goid
+	} else {
+		e.Here.Capture(2)
+		e.HereGoroutine = goid.Get()
+	}
 	c.p.tracker.ReportMisuse(e)
 }
 

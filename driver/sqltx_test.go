@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/leak"
@@ -73,6 +74,12 @@ func TestSQLTxLeak(t *testing.T) {
 				db.SetMaxOpenConns(1) // the next checkout takes the same conn
 				ctx := context.Background()
 				begin, release := runSQLTx(t, db, tbl, c)
+				// The next checkout: the pool kept the conn, so the release
+				// is reported now, then the statement that ran inside it.
+				reuse := nextLine()
+				if _, err := db.ExecContext(ctx, "UPDATE "+tbl+" SET n = 2 WHERE id = 2"); err != nil {
+					t.Fatal(err)
+				}
 				m := ch.wait(t, leak.MisuseSQLTxLeak)
 				checkMisuse(t, m, release, begin)
 				if m.State != leak.SQLTxReleased || m.Here.Query != "" || !strings.Contains(m.There.Query, strings.Fields(c.stmts[0])[0]) {
@@ -80,11 +87,6 @@ func TestSQLTxLeak(t *testing.T) {
 				}
 				if m.Here.Goroutine == 0 || m.There.Goroutine != m.Here.Goroutine || m.Age <= 0 {
 					t.Errorf("goroutines %d, %d; age %v", m.Here.Goroutine, m.There.Goroutine, m.Age)
-				}
-
-				reuse := nextLine()
-				if _, err := db.ExecContext(ctx, "UPDATE "+tbl+" SET n = 2 WHERE id = 2"); err != nil {
-					t.Fatal(err)
 				}
 				if b.name == "pgx" {
 					ch.none(t)
@@ -129,9 +131,13 @@ func TestSQLTxLeakPool(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "BEGIN"); err != nil {
 			t.Fatal(err)
 		}
+		db.ExecContext(ctx, "ROLLBACK") // the next checkout: a cure, no reuse
 		m := ch.wait(t, leak.MisuseSQLTxLeak)
 		checkMisuse(t, m, line, line)
-		db.ExecContext(ctx, "ROLLBACK")
+		if m.State != leak.SQLTxReleased {
+			t.Errorf("state %q", m.State)
+		}
+		ch.none(t)
 	})
 }
 
@@ -200,6 +206,26 @@ func TestSQLTxNoFalseReport(t *testing.T) {
 			db.Exec("SELECT 1")
 			ch.none(t)
 		})
+		t.Run("discarded by the pool", func(t *testing.T) {
+			// IsValid keeps the conn, then the pool closes it at once
+			// (no idle slot): the server ends the tx, no leak.
+			db, ch := openMisuse(t, b)
+			tbl := table(t, db, b)
+			db.SetMaxIdleConns(0)
+			ctx := context.Background()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			if _, err := db.Exec("UPDATE " + tbl + " SET n = 5 WHERE id = 2"); err != nil {
+				t.Fatal(err)
+			}
+			ch.none(t)
+		})
 		t.Run("discarded", func(t *testing.T) {
 			// A conn the pool discards is no leak: the server ends its tx.
 			db, ch := openMisuse(t, b)
@@ -242,7 +268,6 @@ func TestSQLTxReuseByStmtAndTx(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "BEGIN"); err != nil {
 				t.Fatal(err)
 			}
-			ch.wait(t, leak.MisuseSQLTxLeak)
 			stmt, err := db.PrepareContext(ctx, "UPDATE "+tbl+" SET n = 7 WHERE id = 1")
 			if err != nil {
 				t.Fatal(err)
@@ -251,6 +276,9 @@ func TestSQLTxReuseByStmtAndTx(t *testing.T) {
 			reuse := nextLine()
 			if _, err := stmt.ExecContext(ctx); err != nil {
 				t.Fatal(err)
+			}
+			if m := ch.wait(t, leak.MisuseSQLTxLeak); m.State != leak.SQLTxReleased {
+				t.Errorf("state %q; want the release first", m.State)
 			}
 			m := ch.wait(t, leak.MisuseSQLTxLeak)
 			checkMisuse(t, m, reuse, begin)
@@ -270,11 +298,13 @@ func TestSQLTxReuseByStmtAndTx(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "BEGIN"); err != nil {
 				t.Fatal(err)
 			}
-			ch.wait(t, leak.MisuseSQLTxLeak)
 			reuse := nextLine()
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m := ch.wait(t, leak.MisuseSQLTxLeak); m.State != leak.SQLTxReleased {
+				t.Errorf("state %q; want the release first", m.State)
 			}
 			m := ch.wait(t, leak.MisuseSQLTxLeak)
 			checkMisuse(t, m, reuse, begin)
@@ -293,4 +323,44 @@ func TestSQLTxReuseByStmtAndTx(t *testing.T) {
 			ch.none(t)
 		})
 	})
+}
+
+// TestSQLTxLeakClosedIdle: a conn left in the pool inside the tx, then
+// closed by the pool's cleaner (ConnMaxIdleTime) before anyone took it,
+// held the tx all that time: the release is reported then.
+func TestSQLTxLeakClosedIdle(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		db, ch := openMisuse(t, b)
+		db.SetMaxOpenConns(1)
+		c := sqlTxCase{stmts: []string{"BEGIN"}}
+		begin, release := runSQLTx(t, db, "", c)
+		db.SetConnMaxIdleTime(50 * time.Millisecond) // the cleaner runs within about a second
+		m := ch.wait(t, leak.MisuseSQLTxLeak)
+		checkMisuse(t, m, release, begin)
+		if m.State != leak.SQLTxReleased {
+			t.Errorf("state %q", m.State)
+		}
+	})
+}
+
+// TestSQLTxLeakPgxUnrecognised: pgx says the conn is in a tx that no
+// statement the text check knows began; the report names the release
+// for both sides.
+func TestSQLTxLeakPgxUnrecognised(t *testing.T) {
+	for _, b := range backends {
+		if b.name != "pgx" {
+			continue
+		}
+		db, ch := openMisuse(t, b)
+		db.SetMaxOpenConns(1)
+		_, release := runSQLTx(t, db, "", sqlTxCase{stmts: []string{"SELECT 1; BEGIN"}})
+		if _, err := db.Exec("SELECT 2"); err != nil {
+			t.Fatal(err)
+		}
+		m := ch.wait(t, leak.MisuseSQLTxLeak)
+		checkMisuse(t, m, release, release)
+		if m.State != leak.SQLTxReleased || m.There.Query != "" {
+			t.Errorf("state %q, tx query %q", m.State, m.There.Query)
+		}
+	}
 }
