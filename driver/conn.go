@@ -71,6 +71,8 @@ type conn struct {
 	spareRows rows               // the wrapper of the next rows, when not busy
 	spareRes  track.Resource     // and its resource
 	spareBusy bool
+
+	sql sqlTx // a transaction begun with SQL text (sqltx.go)
 }
 
 // sqlwatchConn is implemented by every conn type of this package.
@@ -85,6 +87,7 @@ func (c *conn) Raw() driver.Conn { return c.inner }
 // the interfaces ci has.
 func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
+	c.sql.init(ci)
 	c.ec, c.qc = execerOf(ci), queryerOf(ci)
 	if pc, ok := ci.(driver.ConnPrepareContext); ok {
 		c.pc = pc
@@ -118,6 +121,9 @@ func (c *conn) checkout() *track.Resource {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, track.KindConn, 2)
 		c.stmts = 0
 		c.explained = false
+		if c.sql.bits&sqlPending != 0 {
+			c.sqlRetaken()
+		}
 		return c.res
 	}
 	return nil
@@ -192,15 +198,18 @@ func (c *conn) resetSession(ctx context.Context) error {
 // IsValid is called by database/sql when the conn goes back to the pool:
 // the checkout ends.
 func (c *conn) IsValid() bool {
-	c.endCheckout()
+	ok := true
 	if c.discard {
 		c.discard = false
-		return false
+		ok = false
+	} else if c.val != nil {
+		ok = c.val.IsValid()
 	}
-	if c.val != nil {
-		return c.val.IsValid()
+	if c.sql.bits != 0 || c.sql.status != nil {
+		c.sqlRelease(ok)
 	}
-	return true
+	c.endCheckout()
+	return ok
 }
 
 func (c *conn) Close() error {
@@ -212,6 +221,9 @@ func (c *conn) Close() error {
 	// whose ResetSession failed).
 	for s := range c.openStmts {
 		s.forget()
+	}
+	if c.sql.bits&sqlPending != 0 {
+		c.sqlClosed()
 	}
 	c.endCheckout()
 	return c.inner.Close()
@@ -277,6 +289,9 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.p.mark(t.goid, t)
 	}
 	c.tx = t
+	if c.sql.bits != 0 {
+		c.sqlBegun()
+	}
 	return t, nil
 }
 
@@ -315,6 +330,9 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 		}
 		c.noteTimed(query, slot(record.OpExec, end), d)
 		c.used(end)
+		if c.mayBegin(query) {
+			c.sqlText(query, err)
+		}
 	}
 	return r, err
 }
@@ -336,6 +354,9 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 		return nil, err
 	}
 	c.check(query)
+	if c.mayBegin(query) {
+		c.sqlText(query, err)
+	}
 	if err != nil {
 		c.failed(ctx, err, query)
 		c.noteTimed(query, slot(record.OpQuery, end), d)

@@ -25,7 +25,8 @@ const (
 	detectOpenRows
 	detectLock
 	detectKilled
-	detectAll = detectBypass | detectConcurrent | detectOpenRows | detectLock | detectKilled
+	detectSQLTx
+	detectAll = detectBypass | detectConcurrent | detectOpenRows | detectLock | detectKilled | detectSQLTx
 )
 
 var detectorNames = map[string]detectors{
@@ -34,6 +35,7 @@ var detectorNames = map[string]detectors{
 	track.MisuseOpenRows:     detectOpenRows,
 	track.MisuseLockConflict: detectLock,
 	track.MisuseConnKilled:   detectKilled,
+	track.MisuseSQLTxLeak:    detectSQLTx,
 }
 
 // txIndex finds the open transactions of a goroutine, for tx_bypass. It

@@ -191,7 +191,8 @@ func WithInterceptor(i sqlmw.Interceptor) Option {
 
 // WithoutDetectors turns misuse detectors off, by kind: leak.MisuseTxBypass,
 // leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict,
-// leak.MisuseConnKilled (see leak.MisuseKinds). All are on by default.
+// leak.MisuseConnKilled, leak.MisuseSQLTxLeak (see leak.MisuseKinds). All
+// are on by default.
 func WithoutDetectors(kinds ...string) Option {
 	return optionFunc(func(o *options) error {
 		for _, k := range kinds {

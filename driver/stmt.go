@@ -118,6 +118,9 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	}
 	end := s.c.p.done(record.OpExec, start, err)
 	s.c.check(s.query)
+	if s.c.mayBegin(s.query) {
+		s.c.sqlText(s.query, err)
+	}
 	if err != nil {
 		// Before used: failed reports how long the conn sat idle.
 		s.c.failed(ctx, err, s.query)
@@ -141,6 +144,9 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	}
 	end := s.c.p.done(record.OpQuery, start, err)
 	s.c.check(s.query)
+	if s.c.mayBegin(s.query) {
+		s.c.sqlText(s.query, err)
+	}
 	if err != nil {
 		// Before used: failed reports how long the conn sat idle.
 		s.c.failed(ctx, err, s.query)

@@ -540,6 +540,9 @@ func misuseJSON(m leak.Misuse) map[string]any {
 	if m.Kind == leak.MisuseConnKilled {
 		out["state"], out["age"], out["idle"] = m.State, m.Age.Round(time.Millisecond).String(), m.Idle.Round(time.Millisecond).String()
 	}
+	if m.Kind == leak.MisuseSQLTxLeak {
+		out["state"], out["age"] = m.State, m.Age.Round(time.Millisecond).String()
+	}
 	return out
 }
 

@@ -16,8 +16,9 @@ func TestKindsMatchTheTracker(t *testing.T) {
 			t.Errorf("%s: got %q; want %q", what, got, want)
 		}
 	}
-	f("misuse kinds", []string{leak.MisuseTxBypass, leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict, leak.MisuseConnKilled}, track.MisuseKinds[:])
+	f("misuse kinds", []string{leak.MisuseTxBypass, leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict, leak.MisuseConnKilled, leak.MisuseSQLTxLeak}, track.MisuseKinds[:])
 	f("MisuseKinds()", leak.MisuseKinds(), track.MisuseKinds[:])
+	f("sql_tx_leak states", []string{leak.SQLTxReleased, leak.SQLTxReused}, []string{track.SQLTxReleased, track.SQLTxReused})
 	f("death states", []string{leak.DeathIdle, leak.DeathHeld, leak.DeathInTx}, []string{track.DeathIdle, track.DeathHeld, track.DeathInTx})
 	if got := leak.Kinds(); !slices.Equal(got, track.Kinds[:]) {
 		t.Errorf("Kinds() = %v; want %v", got, track.Kinds)

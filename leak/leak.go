@@ -83,6 +83,17 @@ const (
 	// MisuseConnKilled: a conn held by the application (in a tx, a
 	// *sql.Conn, open rows) died.
 	MisuseConnKilled = "conn_killed"
+	// MisuseSQLTxLeak: a conn went back to the pool inside a transaction
+	// begun with SQL text (BEGIN, START TRANSACTION, SET autocommit = 0)
+	// rather than BeginTx (State SQLTxReleased); and a statement of the
+	// next checkout ran inside it (State SQLTxReused).
+	MisuseSQLTxLeak = "sql_tx_leak"
+)
+
+// The states of a sql_tx_leak report: Misuse.State.
+const (
+	SQLTxReleased = "released" // the conn went back to the pool inside the tx
+	SQLTxReused   = "reused"   // a statement of the next checkout ran inside it
 )
 
 // MisuseKinds returns the misuse kinds, in a new slice.

@@ -91,6 +91,20 @@ func TestMisuseReportShape(t *testing.T) {
 			e.Here.Capture(0)
 			tr.ReportMisuse(e)
 		}, []string{"class", "state", "age", "idle"}, "holder"},
+		{"sql_tx_leak released", track.MisuseSQLTxLeak, func(tr *track.Tracker) {
+			e := &track.MisuseEvent{Kind: track.MisuseSQLTxLeak, State: track.SQLTxReleased, HereGoroutine: 1,
+				ThereGoroutine: 1, ThereQuery: "BEGIN", Age: time.Second}
+			e.Here.Capture(0)
+			e.ThereStack.Capture(0)
+			tr.ReportMisuse(e)
+		}, []string{"state", "age"}, "tx"},
+		{"sql_tx_leak reused", track.MisuseSQLTxLeak, func(tr *track.Tracker) {
+			e := &track.MisuseEvent{Kind: track.MisuseSQLTxLeak, State: track.SQLTxReused, Query: "UPDATE t SET a = 1", HereGoroutine: 2,
+				ThereGoroutine: 1, ThereQuery: "SET autocommit = 0", Age: time.Second}
+			e.Here.Capture(0)
+			e.ThereStack.Capture(0)
+			tr.ReportMisuse(e)
+		}, []string{"state", "age"}, "tx"},
 		{"conn_death_hint", "conn_death_hint", func(tr *track.Tracker) {
 			for _, idle := range []time.Duration{28 * time.Second, 30 * time.Second, 31 * time.Second} {
 				tr.ConnDied(track.DeathIdle, idle)

@@ -19,11 +19,18 @@ import (
 const (
 	MisuseTxBypass, MisuseConcurrent, MisuseOpenRows = "tx_bypass", "concurrent", "open_rows"
 	MisuseLockConflict, MisuseConnKilled             = "lock_conflict", "conn_killed"
+	MisuseSQLTxLeak                                  = "sql_tx_leak"
 )
 
 // MisuseKinds lists the misuse kinds, in the order of Stats.Misuse's
 // counters. An array: its length sizes the counters.
-var MisuseKinds = [...]string{MisuseTxBypass, MisuseConcurrent, MisuseOpenRows, MisuseLockConflict, MisuseConnKilled}
+var MisuseKinds = [...]string{MisuseTxBypass, MisuseConcurrent, MisuseOpenRows, MisuseLockConflict, MisuseConnKilled, MisuseSQLTxLeak}
+
+// The states of a sql_tx_leak report (see leak.SQLTxReleased).
+const (
+	SQLTxReleased = "released"
+	SQLTxReused   = "reused"
+)
 
 // Conn death states, the state label of sqlwatch_conn_deaths_total.
 const (
@@ -52,11 +59,14 @@ type Misuse struct {
 	DBName string
 	// Here is the statement that showed the misuse: the bypassing
 	// statement, the second goroutine's statement, the statement issued
-	// over open rows, the statement that failed.
+	// over open rows, the statement that failed; for sql_tx_leak, the
+	// call that released the conn (its query is "") or the statement
+	// that ran inside the leftover tx.
 	Here Site
 	// There is the other side: where the held tx began (tx_bypass), where
 	// the open rows were queried (concurrent, open_rows), where the dead
-	// conn was taken (conn_killed).
+	// conn was taken (conn_killed), the statement that began the tx
+	// (sql_tx_leak).
 	There Site
 	// Class is the error class (lock_conflict, conn_killed).
 	Class string
@@ -66,7 +76,8 @@ type Misuse struct {
 	Holders []TxHolder
 	// Age and Idle describe the dead conn (conn_killed): how long it had
 	// been held, and how long it had been idle before the failing
-	// statement. State is DeathHeld or DeathInTx.
+	// statement. State is DeathHeld or DeathInTx. For sql_tx_leak, Age
+	// is the tx's age and State is SQLTxReleased or SQLTxReused.
 	Age, Idle time.Duration
 	State     string
 }
@@ -98,6 +109,12 @@ type MisuseEvent struct {
 	// Repeat marks a misuse the driver has already reported from the
 	// same place: it is counted, not queued.
 	Repeat bool
+	// ThereStack, ThereGoroutine and ThereQuery are the other side when
+	// it is no tracked resource (There is nil): for sql_tx_leak, the
+	// statement that began the tx. ThereQuery is cut to the query limit.
+	ThereStack     callstack.Stack
+	ThereGoroutine int64
+	ThereQuery     string
 }
 
 // ReportMisuse counts e and, unless it is a Repeat, queues it for the
@@ -120,8 +137,13 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 		ev.thereStart = clock.Time(e.There.start)
 		ev.thereGoid = e.There.goid
 		_, ev.thereQuery = e.There.statementInfo()
+	} else if e.ThereStack.Len() > 0 {
+		ev.there = e.ThereStack
+		ev.thereGoid = e.ThereGoroutine
+		ev.thereQuery = t.queuedText(e.ThereQuery)
 	}
 	ev.ev.There = nil
+	ev.ev.ThereQuery = ""
 	if e.Self != nil {
 		// Kept as an identity: by the time the watchdog lists the
 		// holders, the Resource may be recycled for another tx.
@@ -187,6 +209,9 @@ func (t *Tracker) logMisuse(it *misuseItem) {
 		m.There = t.site(&it.there, it.thereGoid, it.thereQuery)
 	}
 	key := m.Kind + "|" + m.Here.Origin + "|" + m.There.Origin
+	if m.Kind == MisuseSQLTxLeak {
+		key += "|" + m.State // a release and a reuse at the same line
+	}
 	if t.seen[key] {
 		return
 	}
@@ -296,6 +321,16 @@ func misuseMessage(m *Misuse) (string, []slog.Attr) {
 		attrs = append(attrs, slog.String("class", m.Class), slog.String("state", m.State),
 			slog.String("age", round(m.Age).String()), slog.String("idle", round(m.Idle).String()))
 		other("holder")
+	case MisuseSQLTxLeak:
+		if m.State == SQLTxReused {
+			msg = fmt.Sprintf("sqlwatch: statement at %s ran inside a transaction left open by an earlier user of its connection, begun with SQL %s ago at %s",
+				m.Here.Origin, round(m.Age), m.There.Origin)
+		} else {
+			msg = fmt.Sprintf("sqlwatch: connection returned to the pool at %s inside a transaction begun with SQL %s ago at %s (the next user of the connection runs inside it, or the driver discards it with the transaction's work)",
+				m.Here.Origin, round(m.Age), m.There.Origin)
+		}
+		attrs = append(attrs, slog.String("state", m.State), slog.String("age", round(m.Age).String()))
+		other("tx")
 	}
 	return msg, attrs
 }
