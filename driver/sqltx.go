@@ -105,19 +105,31 @@ func pgxStatus(ci driver.Conn) (s txStatuser) {
 			s = nil
 		}
 	}()
-	v := reflect.ValueOf(ci)
-	for _, name := range []string{"Conn", "PgConn"} {
-		m := v.MethodByName(name)
-		if !m.IsValid() || m.Type().NumIn() != 0 || m.Type().NumOut() != 1 {
-			return nil
-		}
-		v = m.Call(nil)[0]
-		if v.Kind() != reflect.Pointer || v.IsNil() {
-			return nil
-		}
+	// Constant method names: the linker then keeps only methods of those
+	// names, where a computed name keeps every exported method of every type.
+	v := call0(reflect.ValueOf(ci).MethodByName("Conn"))
+	if v.IsValid() {
+		v = call0(v.MethodByName("PgConn"))
+	}
+	if !v.IsValid() {
+		return nil
 	}
 	s, _ = v.Interface().(txStatuser)
 	return s
+}
+
+// call0 calls m, a method with no arguments and one pointer result, and
+// returns that result; the zero Value when m is not such a method or the
+// result is nil.
+func call0(m reflect.Value) reflect.Value {
+	if !m.IsValid() || m.Type().NumIn() != 0 || m.Type().NumOut() != 1 {
+		return reflect.Value{}
+	}
+	v := m.Call(nil)[0]
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return reflect.Value{}
+	}
+	return v
 }
 
 // mayBegin is the hot path's test, made after every statement outside
