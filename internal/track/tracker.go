@@ -941,17 +941,8 @@ func (r *Resource) snapshot() snapshot {
 
 // describe symbolizes a snapshot into a Report.
 func (t *Tracker) describe(s *snapshot, now time.Time) Report {
-	rep := Report{
-		Kind:       s.kind,
-		DBName:     t.cfg.DBName,
-		Opened:     s.start,
-		Age:        now.Sub(s.start),
-		Threshold:  t.Threshold(s.kind),
-		Statements: s.statements,
-		LastQuery:  t.sqlText(s.lastQuery),
-		Suppressed: s.suppressed,
-		Goroutine:  s.goid,
-	}
+	rep := t.describeResolved(s, now, "", "", nil)
+	rep.Suppressed = s.suppressed
 	t.resolve(&rep, &s.stack)
 	return rep
 }
