@@ -82,7 +82,13 @@ func (h *histogram) metric() prometheus.Metric { return h.metricPlus(nil, 0) }
 // per bucket (not cumulative, as h's own; nil for none) with the same
 // bounds, and extraSum their sum in seconds.
 func (h *histogram) metricPlus(extra []uint64, extraSum float64) prometheus.Metric {
-	var counts [maxBuckets + 1]uint64
+	counts, sum := h.totals(extra, extraSum)
+	return ConstHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
+}
+
+// totals returns the counts per bucket (not cumulative) and the sum in
+// seconds, extra and extraSum added as for metricPlus.
+func (h *histogram) totals(extra []uint64, extraSum float64) (counts [maxBuckets + 1]uint64, sum float64) {
 	for j, n := range extra {
 		if j < len(counts) {
 			counts[j] += n
@@ -96,9 +102,9 @@ func (h *histogram) metricPlus(extra []uint64, extraSum float64) prometheus.Metr
 		}
 		h.folded.Add(s.sum.Swap(0))
 	}
-	sum := h.folded.Seconds() + extraSum
+	sum = h.folded.Seconds() + extraSum
 	h.foldMu.Unlock()
-	return ConstHistogram(h.desc, h.upper, counts[:len(h.upper)+1], sum, h.labels...)
+	return counts, sum
 }
 
 // ConstHistogram builds a constant histogram from counts per bucket (not

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sqlwatch/sqlwatch/internal/errclass"
 	"github.com/sqlwatch/sqlwatch/internal/track"
@@ -167,4 +168,59 @@ func toDurations(seconds []float64) []time.Duration {
 		out[i] = time.Duration(math.Round(b * float64(time.Second)))
 	}
 	return out
+}
+
+// Totals is what the Collect methods export, as counts and sums, for
+// exporters without pre-aggregated histograms (metrics/otelmetrics). It
+// reads the same atomics as Collect, at collection time only.
+type Totals struct {
+	Statements [numOps]CountSum                    // by Op, the tracker's added
+	Tx         [3]CountSum                         // by TxOutcome
+	Errors     [numOps][errclass.NumClasses]uint64 // by Op and errclass.Class
+}
+
+// CountSum is a histogram's count and sum in seconds.
+type CountSum struct {
+	Count uint64
+	Sum   float64
+}
+
+// TxOutcomes are the outcome label values, indexed by TxOutcome.
+var TxOutcomes = [3]string{"commit", "rollback", "error"}
+
+// Totals returns the recorder's totals; t's statement durations are added
+// as in Collect.
+func (r *Recorder) Totals(t *track.Tracker) *Totals {
+	out := new(Totals)
+	for op, h := range r.stmt {
+		_, extra, extraSum := t.Durations(op)
+		counts, sum := h.totals(extra, extraSum)
+		out.Statements[op] = CountSum{countOf(counts[:]), sum}
+	}
+	for i, h := range r.tx {
+		counts, sum := h.totals(nil, 0)
+		out.Tx[i] = CountSum{countOf(counts[:]), sum}
+	}
+	var m dto.Metric
+	for op := range r.errorsHot {
+		for c, ctr := range r.errorsHot[op] {
+			m.Reset()
+			if ctr.Write(&m) == nil {
+				out.Errors[op][c] = uint64(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return out
+}
+
+// CountSumOf returns the count and sum of a histogram given as Collect's
+// inputs are (tracker histograms: counts per bucket and their sum).
+func CountSumOf(counts []uint64, sum float64) CountSum { return CountSum{countOf(counts), sum} }
+
+func countOf(counts []uint64) uint64 {
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
