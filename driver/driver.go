@@ -1,29 +1,14 @@
 // Package driver wraps a database/sql driver so that every transaction,
 // checked-out connection, result set and prepared statement it hands out
 // is tracked, and those left open past a threshold are reported with the
-// application's own file and line.
-//
-// Register a wrapped driver under a new name and open it as usual:
-//
-//	import (
-//		_ "modernc.org/sqlite"
-//		"github.com/sqlwatch/sqlwatch/driver"
-//	)
+// application's own file and line:
 //
 //	if err := driver.RegisterByName("sqlite+watch", "sqlite"); err != nil { ... }
 //	db, err := sql.Open("sqlite+watch", "file:app.db")
 //
-// or wrap a connector for [sql.OpenDB] with [NewConnector]. Each pool
-// (each sql.Open or sql.OpenDB) gets its own tracker and watchdog
-// goroutine, stopped by DB.Close; leak.StatsOf and leak.Snapshot read it.
-//
-// The wrapper is transparent: errors pass through unchanged, the
-// driver.ErrBadConn retry still happens, TxOptions reach the driver (or
-// are rejected exactly as database/sql rejects them), the optional
-// interfaces of the driver keep working, and [Unwrap] reaches the
-// driver's own conn from sql.Conn.Raw.
-//
-// All functions are safe for concurrent use.
+// The wrapper is transparent: errors, the driver.ErrBadConn retry,
+// TxOptions and the driver's optional interfaces behave as without it.
+// All functions are safe for concurrent use. User guide: the README.
 package driver
 
 import (
@@ -66,9 +51,8 @@ func Register(name string, d driver.Driver, opts ...Option) error {
 	return register(name, &wrappedDriver{inner: d, name: name, opts: o, grammar: grammarOf(d)})
 }
 
-// RegisterByName wraps the driver already registered under inner (such as
-// "mysql", "postgres", "pgx" or "sqlite") and registers the wrapper under
-// name.
+// RegisterByName wraps the driver registered under inner ("mysql",
+// "postgres", "pgx", "sqlite", ...) and registers the wrapper under name.
 func RegisterByName(name, inner string, opts ...Option) error {
 	if name == "" || inner == "" {
 		return ErrEmptyName
@@ -120,9 +104,8 @@ func register(name string, d driver.Driver) (err error) {
 	return nil
 }
 
-// NewConnector wraps c for sql.OpenDB. The pool it opens is tracked like
-// one from sql.Open; DB.Close stops the tracking and, when c implements
-// io.Closer, closes c.
+// NewConnector wraps c for sql.OpenDB; DB.Close stops the tracking and
+// closes c if it is an io.Closer.
 func NewConnector(c driver.Connector, opts ...Option) (driver.Connector, error) {
 	if c == nil {
 		return nil, ErrNilDriver
@@ -147,22 +130,10 @@ func trackerOf(db *sql.DB) *track.Tracker {
 	return nil
 }
 
-// Unwrap returns the driver's own connection behind a connection handed
-// out by sqlwatch, for use in sql.Conn.Raw:
-//
-//	err := conn.Raw(func(dc any) error {
-//		pc := driver.Unwrap(dc).(*stdlib.Conn) // pgx's own conn
-//		...
-//	})
-//
-// The value is the driver's conn itself, with all its methods: pgx's
-// CopyFrom, or go-sql-driver's legacy driver.Execer and driver.Queryer
-// whose mysql.Result gives every statement of a multi-statement Exec.
-// Calls made on it bypass sqlwatch (they are neither tracked nor timed).
-// When another wrapper (such as otelsql) wraps sqlwatch's driver, dc is
-// that wrapper's conn: Unwrap follows its Raw method (up to 8 wrappers
-// deep) to sqlwatch's conn. Any value with no sqlwatch conn behind it is
-// returned unchanged.
+// Unwrap returns the driver's own conn behind dc, a conn handed out by
+// sqlwatch (or by a wrapper of sqlwatch's driver, through its Raw method), for
+// use in sql.Conn.Raw: driver.Unwrap(dc).(*stdlib.Conn). Calls on it bypass
+// sqlwatch. A value with no sqlwatch conn behind it is returned unchanged.
 func Unwrap(dc any) any {
 	c := dc
 	for range 8 {

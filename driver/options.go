@@ -12,9 +12,8 @@ import (
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
-// An Option configures a wrapped driver or connector. Options are applied
-// in order; invalid values make [Register], [RegisterByName] and
-// [NewConnector] return an error wrapping [ErrInvalidOption].
+// An Option configures a wrapped driver or connector; options apply in
+// order, and an invalid one is an error wrapping [ErrInvalidOption].
 type Option interface {
 	apply(*options) error
 }
@@ -51,12 +50,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 }
 
-// WithDBName names the pool in reports and metrics. Without it the name
-// is read from the DSN by the wrapped driver's own grammar (MySQL,
-// PostgreSQL, SQLite file names): host, port and database, or the file's
-// base name, never user, password or parameters; else it is the
-// registered driver name, or a wrapped connector's driver package
-// (docs/dsn-names.md).
+// WithDBName names the pool in reports and metrics. Default: host, port and
+// database read from the DSN (never user, password or parameters), the
+// SQLite file's base name, or the driver's name (docs/dsn-names.md).
 func WithDBName(name string) Option {
 	return optionFunc(func(o *options) error {
 		if name == "" {
@@ -80,9 +76,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithThreshold sets how long a resource of kind k may stay open before it
-// is reported. A zero d turns reporting off for that kind (it is still
-// tracked). Defaults: one minute for tx, conn and rows; off for stmt,
-// since prepared statements often live as long as the process.
+// is reported; 0 turns reporting off. Default: 1 min; stmt: off.
 func WithThreshold(k leak.Kind, d time.Duration) Option {
 	return optionFunc(func(o *options) error {
 		if k < track.KindTx || k > track.KindStmt {
@@ -110,8 +104,8 @@ func WithInterval(d time.Duration) Option {
 }
 
 // WithReportFunc sets a callback that receives every report the watchdog
-// logs (leaks, and releases of reported leaks) as a value. It runs on the
-// watchdog goroutine; a panic in it is recovered and counted.
+// logs (leaks and their releases), on the watchdog goroutine; a panic in it
+// is recovered and counted.
 func WithReportFunc(f func(leak.Report)) Option {
 	return optionFunc(func(o *options) error {
 		o.leak.OnReport = f
@@ -120,8 +114,7 @@ func WithReportFunc(f func(leak.Report)) Option {
 }
 
 // WithReportLimit rate-limits leak reports per pool: burst at once, then
-// perMinute per minute; the excess is counted and mentioned in the next
-// report. Default: a burst of 10, then 60 per minute.
+// perMinute; the excess is counted. Default: 10, then 60 per minute.
 func WithReportLimit(perMinute, burst int) Option {
 	return optionFunc(func(o *options) error {
 		if perMinute <= 0 || burst <= 0 {
@@ -132,8 +125,7 @@ func WithReportLimit(perMinute, burst int) Option {
 	})
 }
 
-// WithQueryLimit sets how many bytes of SQL text a report keeps. Default
-// 200.
+// WithQueryLimit sets how many bytes of SQL text a report keeps (200).
 func WithQueryLimit(n int) Option {
 	return optionFunc(func(o *options) error {
 		if n <= 0 {
@@ -144,18 +136,9 @@ func WithQueryLimit(n int) Option {
 	})
 }
 
-// WithRedactedSQL replaces the literals (strings, numbers) in the SQL
-// text kept for reports with "?": the last_query of leak reports, the
-// queries of misuse reports and pool alerts, the live page and the test
-// gate's failures. It is applied when a report is made, not on the hot
-// path. Argument values are never kept in any case; this is for SQL that
-// has values written into its text (an ORM that inlines values, such as
-// bun, writes them there). Comments are removed too. The text is read in
-// the dialect of the wrapped driver: MySQL for go-sql-driver/mysql,
-// PostgreSQL for lib/pq and pgx, SQLite for the SQLite drivers; for any
-// other driver it is read so that no literal of either MySQL or
-// PostgreSQL is kept, which also redacts PostgreSQL's "quoted"
-// identifiers (see docs/integrations.md).
+// WithRedactedSQL replaces the literals and comments in the SQL text of
+// every report, the live page and the gate with "?", read in the wrapped
+// driver's dialect (docs/integrations.md). It costs nothing per statement.
 func WithRedactedSQL() Option {
 	return optionFunc(func(o *options) error {
 		o.leak.RedactSQL = true
@@ -163,10 +146,8 @@ func WithRedactedSQL() Option {
 	})
 }
 
-// WithLibraries adds import-path prefixes whose frames are never a
-// report's origin, such as the application's own data-access package
-// ("example.com/shop/internal/db"). The built-in list is
-// [stack.DefaultLibraries].
+// WithLibraries adds import-path prefixes, beside [stack.DefaultLibraries],
+// whose frames are never a report's origin (your own data-access package).
 func WithLibraries(prefixes ...string) Option {
 	return optionFunc(func(o *options) error {
 		o.libraries = append(o.libraries, prefixes...)
@@ -174,11 +155,8 @@ func WithLibraries(prefixes ...string) Option {
 	})
 }
 
-// WithInterceptor adds an ngrok/sqlmw Interceptor as an extension point:
-// it is called around every driver call sqlwatch makes, as sqlmw would
-// call it. The contexts it returns from ConnBeginTx, ConnPrepareContext,
-// ConnQueryContext and StmtQueryContext are handed back to the matching
-// Tx, Stmt and Rows calls.
+// WithInterceptor adds an ngrok/sqlmw Interceptor, called around every
+// driver call as sqlmw would call it.
 func WithInterceptor(i sqlmw.Interceptor) Option {
 	return optionFunc(func(o *options) error {
 		if i == nil {
@@ -189,10 +167,7 @@ func WithInterceptor(i sqlmw.Interceptor) Option {
 	})
 }
 
-// WithoutDetectors turns misuse detectors off, by kind: leak.MisuseTxBypass,
-// leak.MisuseConcurrent, leak.MisuseOpenRows, leak.MisuseLockConflict,
-// leak.MisuseConnKilled, leak.MisuseSQLTxLeak (see leak.MisuseKinds). All
-// are on by default.
+// WithoutDetectors turns misuse detectors off by kind (leak.MisuseKinds).
 func WithoutDetectors(kinds ...string) Option {
 	return optionFunc(func(o *options) error {
 		for _, k := range kinds {
@@ -206,8 +181,8 @@ func WithoutDetectors(kinds ...string) Option {
 	})
 }
 
-// WithMisuseFunc sets a callback that receives every misuse report the
-// watchdog logs, as a value, on the watchdog goroutine.
+// WithMisuseFunc sets a callback that receives every misuse report, on the
+// watchdog goroutine.
 func WithMisuseFunc(f func(leak.Misuse)) Option {
 	return optionFunc(func(o *options) error {
 		o.leak.OnMisuse = f

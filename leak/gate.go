@@ -27,9 +27,8 @@ const (
 	gateMaxPoll = 20 * time.Millisecond
 )
 
-// TestingT is the part of [testing.T] (and [testing.TB]) the gate uses.
-// When the value also has a Helper method, as *testing.T does, the gate
-// calls it, so a failure is reported at the test's line.
+// TestingT is the part of [testing.T] the gate uses; a Helper method, if
+// any, is called too.
 type TestingT interface {
 	Error(args ...any)
 }
@@ -39,8 +38,7 @@ type TestingM interface {
 	Run() int
 }
 
-// Option changes what the gate checks and how long it waits. Options are
-// made by [IgnoreOrigin], [IgnoreFunc], [Pool] and [RetryFor].
+// Option changes what the gate checks and how long it waits.
 type Option interface {
 	apply(*gateOpts)
 }
@@ -79,11 +77,9 @@ func (o *gateOpts) nonEmpty(option, what string, list []string) bool {
 	return true
 }
 
-// IgnoreOrigin ignores the resources whose origin (a "dir/file.go:LINE"
-// string, as in [Report.Origin]) contains any of substrs, such as
-// "cache/warm.go:" for one file or "cache/" for a directory. An empty
-// substring, or none at all, is an error: it would ignore everything, or
-// nothing.
+// IgnoreOrigin ignores the resources whose [Report.Origin] contains any of
+// substrs, such as "cache/warm.go:" or "cache/". None, or an empty one, is an
+// error.
 func IgnoreOrigin(substrs ...string) Option {
 	return gateOption(func(o *gateOpts) {
 		if o.nonEmpty("leak.IgnoreOrigin", "origin", substrs) {
@@ -92,10 +88,9 @@ func IgnoreOrigin(substrs ...string) Option {
 	})
 }
 
-// IgnoreFunc ignores the resources opened by any of the named functions
-// (compared with [Report.Func], the function at the origin, fully
-// qualified: "example.com/app/store.(*Cache).Warm"). An empty name, or
-// none at all, is an error.
+// IgnoreFunc ignores the resources whose [Report.Func] (fully qualified,
+// "example.com/app/store.(*Cache).Warm") is one of names. None, or an empty
+// one, is an error.
 func IgnoreFunc(names ...string) Option {
 	return gateOption(func(o *gateOpts) {
 		if o.nonEmpty("leak.IgnoreFunc", "function name", names) {
@@ -104,11 +99,9 @@ func IgnoreFunc(names ...string) Option {
 	})
 }
 
-// Pool restricts the check to db's pool; give it several times to check
-// several pools. Without Pool every pool opened through sqlwatch and not
-// yet closed is checked. A pool named with Pool is checked even after
-// DB.Close, which otherwise makes sqlwatch forget the pool. A nil db, or
-// one not opened through sqlwatch, is an error.
+// Pool restricts the check to db's pool (repeat it for several), checked
+// even after DB.Close. A nil db, or one not opened through sqlwatch, is an
+// error.
 func Pool(db *sql.DB) Option {
 	return gateOption(func(o *gateOpts) {
 		if db == nil {
@@ -131,12 +124,9 @@ func Pool(db *sql.DB) Option {
 }
 
 // RetryFor sets how long the gate waits for open resources to close
-// before it reports them (default 1s). database/sql closes some of them
-// on goroutines of its own, such as the rollback of a transaction whose
-// context was canceled, so a check made right away could report them.
-// The wait ends as soon as nothing is open. If d is 0 the gate looks only
-// once; a negative d, or RetryFor given twice with different values, is
-// an error.
+// before it reports them (default 1s; 0 looks once), since database/sql
+// closes some on goroutines of its own. A negative d, or two different
+// values, is an error.
 func RetryFor(d time.Duration) Option {
 	return gateOption(func(o *gateOpts) {
 		switch {
@@ -169,16 +159,10 @@ func (o *gateOpts) errorText(fn string) string {
 	return "sqlwatch: " + fn + ": invalid options:\n\t" + strings.Join(o.errs, "\n\t")
 }
 
-// VerifyNone fails t when a resource opened through sqlwatch is still
-// open: a transaction, a checked-out connection, a result set or a
-// prepared statement, on any live pool or on those named with [Pool]. It
-// waits for them to close for up to the retry window first (see
-// [RetryFor]). The failure is one call to t.Error listing every such
-// resource with its kind, age, origin and stack.
-//
-// A connection held by an open transaction or result set is not listed
-// on its own: the transaction or result set is. Resources opened before
-// the test began are listed too; use [Check] to list only the test's own.
+// VerifyNone fails t, with one t.Error listing each resource's kind, age,
+// origin and stack, when a resource opened through sqlwatch is still open
+// after the retry window, on every live pool or those named with [Pool]. A
+// conn held by an open tx or rows is listed as that tx or rows.
 func VerifyNone(t TestingT, opts ...Option) {
 	if h, ok := t.(interface{ Helper() }); ok {
 		h.Helper()
@@ -193,28 +177,14 @@ func VerifyNone(t TestingT, opts ...Option) {
 	}
 }
 
-// Check notes which resources are open now and returns a function that
-// fails t if a resource opened through sqlwatch since then is still open.
-// Call it at the start of a test:
+// Check notes what is open now and returns a function that fails t, as
+// [VerifyNone] does, if a resource opened since is still open:
 //
 //	t.Cleanup(leak.Check(t, leak.Pool(db)))
 //
-// or
-//
-//	defer leak.Check(t)()
-//
-// The returned function waits for the test's resources to close for up
-// to the retry window ([RetryFor]) and then reports those still open as
-// [VerifyNone] does. Resources open when Check was called are never
-// reported. Invalid options are reported by Check itself, and the
-// returned function then does nothing.
-//
-// Without [Pool], every live pool is checked, including pools opened
-// after Check; a pool is forgotten at DB.Close, so register the pool's
-// Close first (cleanups run last-in first-out) or name it with Pool.
-// Tests that share a pool and run in parallel see each other's
-// resources: give each its own pool, named with Pool. Check, the
-// function it returns and [VerifyNone] are safe for concurrent use.
+// Without [Pool], pools opened later are checked too, and a pool is forgotten
+// at DB.Close. Invalid options are reported by Check itself. The README's
+// "Test gate" covers cleanup order and parallel tests.
 func Check(t TestingT, opts ...Option) func() {
 	if h, ok := t.(interface{ Helper() }); ok {
 		h.Helper()
@@ -238,18 +208,9 @@ func Check(t TestingT, opts ...Option) func() {
 	}
 }
 
-// VerifyTestMain runs the tests with m.Run and exits with its code; when
-// the tests passed but a resource opened through sqlwatch is still open
-// (as [VerifyNone] sees it), it prints the list on standard error and
-// exits 1. Use it in TestMain:
-//
-//	func TestMain(m *testing.M) {
-//		leak.VerifyTestMain(m)
-//	}
-//
-// A failed run is not checked: its failures are reported already. Pools
-// the tests closed are not checked; invalid options are printed and the
-// process exits 1 before any test runs.
+// VerifyTestMain runs m.Run and exits with its code, or with 1 after a
+// passing run that left a resource open (listed on standard error, as
+// [VerifyNone] sees it) or given invalid options. Call it in TestMain.
 func VerifyTestMain(m TestingM, opts ...Option) {
 	o := buildGateOpts(opts)
 	if len(o.errs) > 0 {

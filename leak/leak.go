@@ -1,24 +1,11 @@
-// Package leak reports the resources a database/sql pool opened through
-// sqlwatch leaves open — transactions, checked-out connections, open rows
-// and prepared statements — and the misuse its detectors find.
-//
-// Every pool opened through package github.com/sqlwatch/sqlwatch/driver
-// is tracked: a watchdog logs, through log/slog, one [Report] for each
-// resource open past its kind's threshold, and one more line when it is
-// finally closed; the driver's detectors log a [Misuse]. The driver's
-// options (WithReportFunc, WithMisuseFunc) hand the same values to a
-// callback. [StatsOf] returns a pool's counters and [Snapshot] what it
-// has open now.
-//
-// The test gate fails a test that leaves a resource open, in the manner
-// of go.uber.org/goleak: t.Cleanup([Check](t)) at the start of a test,
-// [VerifyNone] for "nothing open at all", or [VerifyTestMain] in
-// TestMain. [NewMonitor] watches a pool's wait for connections and raises
-// a [PoolAlert]. [Handler] serves a live page of every open resource.
-//
-// The fields of the report types are described in the README
-// (https://github.com/sqlwatch/sqlwatch#reports) and by go doc on
-// package internal/track, which defines them.
+// Package leak reports what a pool opened through package
+// github.com/sqlwatch/sqlwatch/driver leaves open (transactions, checked-out
+// connections, rows, statements) and the misuse its detectors find: logged
+// through log/slog as a [Report] or [Misuse], or handed to the driver's
+// WithReportFunc and WithMisuseFunc. It also holds the test gate ([Check],
+// [VerifyNone], [VerifyTestMain]), the pool-wait [Monitor] and the live page
+// ([Handler]). The user guide, with every report field, is the README:
+// https://github.com/sqlwatch/sqlwatch#readme.
 package leak
 
 import (
@@ -43,51 +30,32 @@ const (
 // Kinds returns every Kind, in order, in a new slice.
 func Kinds() []Kind { return slices.Clone(track.Kinds[:]) }
 
-// Report describes a resource open past its threshold or, when Released
-// is true, the end of one reported earlier: its Kind, DBName, Age,
-// Threshold, Origin ("dir/file.go:LINE" of the application's call),
-// Func, Stack (the application's frames), Statements, LastQuery
-// (truncated, never argument values) and Goroutine.
+// Report is a resource open past its threshold or, when Released, the end
+// of one reported earlier: README "Reports"; Go fields: go doc
+// github.com/sqlwatch/sqlwatch/internal/track.Report (likewise Misuse,
+// PoolAlert, Site and Stats).
 type Report = track.Report
 
-// Misuse describes one misuse found by the driver's detectors: its Kind
-// (one of the Misuse* constants), the statement that showed it (Here),
-// the other side (There), the error Class, the open transactions that
-// may hold the lock (Holders: age, origin, func, goroutine, whether it
-// wrote, last query), and for a dead conn its Age, Idle and State.
+// Misuse is one misuse found by the driver's detectors (README "Misuse
+// report fields").
 type Misuse = track.Misuse
 
 // Site is one side of a [Misuse]: Origin, Func, Stack, Goroutine, Query.
 type Site = track.Site
 
-// Stats counts what sqlwatch did for one pool: leak reports (in all and
-// ReportedByKind, indexed by Kind), pool alerts, release lines, reports
-// suppressed by the rate limit or Dropped, Panics recovered, Misuse by
-// misuse kind and ConnDeaths by death state.
+// Stats are the counters of one pool: reports (ReportedByKind indexed by
+// Kind), alerts, drops, panics, Misuse by kind, ConnDeaths by death state.
 type Stats = track.Stats
 
-// Misuse kinds: the kind field of a misuse report and the kind label of
-// sqlwatch_misuse_total.
+// Misuse kinds: Misuse.Kind and the kind label of sqlwatch_misuse_total
+// (README#misuse).
 const (
-	// MisuseTxBypass: a goroutine that holds an open transaction runs a
-	// statement on the same pool outside it (a latent self-deadlock).
-	MisuseTxBypass = "tx_bypass"
-	// MisuseConcurrent: one tx or conn used by two goroutines at once.
-	MisuseConcurrent = "concurrent"
-	// MisuseOpenRows: a statement issued on a tx or conn while rows from
-	// it are still open.
-	MisuseOpenRows = "open_rows"
-	// MisuseLockConflict: a statement failed with a deadlock, a lock
-	// timeout or SQLite's busy; the report lists the likely holders.
-	MisuseLockConflict = "lock_conflict"
-	// MisuseConnKilled: a conn held by the application (in a tx, a
-	// *sql.Conn, open rows) died.
-	MisuseConnKilled = "conn_killed"
-	// MisuseSQLTxLeak: a conn went back to the pool inside a transaction
-	// begun with SQL text (BEGIN, START TRANSACTION, SET autocommit = 0)
-	// rather than BeginTx (State SQLTxReleased); and a statement of the
-	// next checkout ran inside it (State SQLTxReused).
-	MisuseSQLTxLeak = "sql_tx_leak"
+	MisuseTxBypass     = "tx_bypass"     // a statement outside the tx its goroutine holds, on the same pool
+	MisuseConcurrent   = "concurrent"    // one tx or conn used by two goroutines at once
+	MisuseOpenRows     = "open_rows"     // a statement on a tx or conn whose rows are still open
+	MisuseLockConflict = "lock_conflict" // a deadlock, lock timeout or SQLite busy, with the likely holders
+	MisuseConnKilled   = "conn_killed"   // a conn held by the application died
+	MisuseSQLTxLeak    = "sql_tx_leak"   // a tx begun with SQL text outlived its checkout
 )
 
 // The states of a sql_tx_leak report: Misuse.State.
@@ -108,10 +76,8 @@ const (
 
 // Errors; test with errors.Is.
 var (
-	// ErrNotWatched: the *sql.DB was not opened through sqlwatch.
-	ErrNotWatched = track.ErrNotWatched
-	// ErrInvalidConfig: a negative duration or limit.
-	ErrInvalidConfig = track.ErrInvalidConfig
+	ErrNotWatched    = track.ErrNotWatched    // the *sql.DB was not opened through sqlwatch
+	ErrInvalidConfig = track.ErrInvalidConfig // a negative duration or limit
 )
 
 // tracker returns db's tracker.
@@ -137,9 +103,7 @@ func StatsOf(db *sql.DB) (Stats, error) {
 }
 
 // Snapshot describes every resource of db's pool open now, oldest first,
-// as Reports whose Age is the age now; or it returns ErrNotWatched. It
-// symbolizes stacks, so it is slow: for pages and tests, never per
-// statement.
+// or returns ErrNotWatched. It symbolizes stacks: slow, not per statement.
 func Snapshot(db *sql.DB) ([]Report, error) {
 	t, err := tracker(db)
 	if err != nil {

@@ -30,14 +30,9 @@ type MonitorConfig struct {
 	OnAlert func(PoolAlert)
 }
 
-// PoolAlert is a pool-wait alert or, when Recovered, the end of one: its
-// Reason ("wait": the mean wait over WaitLimit; "stall": all connections
-// in use and a goroutine waiting longer than WaitLimit with none
-// returned), MeanWait, SinceReturn, the pool's DBStats, the Holders of
-// its connections (age, origin, func, in a tx, last query, goroutine),
-// the goroutines waiting (Waiters: goroutine, state, origin, stack,
-// whether it holds a conn itself), and SelfDeadlock when a waiter itself
-// holds a connection of the pool.
+// PoolAlert is a pool-wait alert (Reason "wait" or "stall", with the
+// connections' Holders and the Waiters) or, when Recovered, its end
+// (docs/pool-wait.md).
 type PoolAlert = track.PoolAlert
 
 // Monitor polls a pool's statistics and raises an alert when acquiring a
@@ -47,9 +42,8 @@ type Monitor struct {
 	m *track.Monitor
 }
 
-// NewMonitor starts monitoring db, which must have been opened through
-// sqlwatch (else ErrNotWatched). Negative durations are an error
-// wrapping ErrInvalidConfig.
+// NewMonitor starts monitoring db; errors wrap ErrNotWatched or
+// ErrInvalidConfig.
 func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
 	m, err := track.NewMonitor(db, track.MonitorConfig{
 		Interval:  cfg.Interval,
@@ -67,6 +61,6 @@ func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
 // Stop stops the monitor and waits for it. Idempotent.
 func (m *Monitor) Stop() { m.m.Stop() }
 
-// Check polls once, as the monitor does on its interval. Concurrent
-// calls run one after the other.
+// Check polls once, as the monitor does on its interval; concurrent calls
+// run one after the other.
 func (m *Monitor) Check() { m.m.Check() }

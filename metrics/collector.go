@@ -1,18 +1,10 @@
 // Package metrics exports Prometheus metrics for pools opened through
-// sqlwatch: open and oldest transactions and checkouts, their durations,
-// statement latencies, errors by cause, leak reports and pool-wait alerts,
-// next to client_golang's own go_sql_* pool statistics.
+// sqlwatch, next to client_golang's go_sql_* pool statistics, every series
+// with the pool's db_name label (README "Metrics and alerts"):
 //
-// Wire a pool to a registry with [Register]:
-//
-//	db, _ := sql.Open("mysql+watch", dsn)
 //	if err := metrics.Register(prometheus.DefaultRegisterer, db); err != nil { ... }
-//	http.Handle("/metrics", promhttp.Handler())
 //
-// Every series carries a constant db_name label, the pool's name (see
-// driver.WithDBName). No label ever carries SQL text, a DSN or an
-// unbounded value. Until a collector for a pool is registered, the
-// driver records nothing for it: the hot path pays one atomic load.
+// Until a pool's collector is registered, the driver records nothing for it.
 package metrics
 
 import (
@@ -56,9 +48,7 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 // New returns the Collector of db, which must have been opened through
-// sqlwatch (sql.Open on a wrapped driver, or sql.OpenDB on a wrapped
-// connector). It records nothing until it is registered with [Register]
-// or until its Describe is called by a registry.
+// sqlwatch. It records nothing until a registry calls its Describe.
 func New(db *sql.DB) (*Collector, error) {
 	if db == nil {
 		return nil, leak.ErrNotWatched
@@ -88,17 +78,9 @@ func New(db *sql.DB) (*Collector, error) {
 	}, nil
 }
 
-// Register registers the Collector of db with reg. Registering one pool
-// twice, or two pools with the same db_name, on one registry returns an
-// error wrapping [ErrAlreadyRegistered].
-//
-// If reg already holds client_golang's
-// collectors.NewDBStatsCollector(db, name) with name the pool's db_name
-// (see leak.StatsOf and Stats.DBName), the go_sql_* family is left
-// to it and Register adds sqlwatch's own metrics only. (A DBStats
-// collector registered later, or under another name, is not seen: the
-// former is then refused by reg, the latter exports go_sql_* twice under
-// two db_name values.)
+// Register registers the Collector of db with reg; one pool twice, or two
+// pools with one db_name, is an error wrapping [ErrAlreadyRegistered]. A
+// DBStats collector of the pool already in reg keeps go_sql_* (README).
 func Register(reg prometheus.Registerer, db *sql.DB) error {
 	if reg == nil {
 		return ErrNilRegisterer

@@ -52,17 +52,10 @@ var defaultLibraries = []string{
 	"github.com/ncruces/go-sqlite3",
 }
 
-// DefaultLibraries returns the built-in list of library prefixes, whose
-// frames are never taken for the origin of a leak: the Go runtime, reflect,
-// database/sql, github.com/ngrok/sqlmw, sqlwatch's own packages, the common
-// data-access libraries and query builders (gorm and its dialectors, sqlx,
-// ent, bun, squirrel, goqu, scany, bob, xorm), the common database/sql
-// wrappers (XSAM/otelsql, uptrace's otelsql, Datadog's sqltrace v1 and v2,
-// sqlhooks, instrumentedsql) and the common drivers (go-sql-driver/mysql,
-// lib/pq, pgx, modernc.org/sqlite, go-sqlite3, glebarez/go-sqlite,
-// ncruces/go-sqlite3).
-//
-// Each call returns a fresh copy, which the caller may modify.
+// DefaultLibraries returns a fresh copy of the built-in prefixes: the Go
+// runtime, reflect, database/sql, sqlmw, sqlwatch, the common data-access
+// libraries (gorm, sqlx, ent, bun, squirrel, goqu, scany, bob, xorm), wrappers
+// (otelsql, Datadog's sqltrace, sqlhooks, instrumentedsql) and drivers.
 func DefaultLibraries() []string {
 	return append([]string(nil), defaultLibraries...)
 }

@@ -1,18 +1,10 @@
-// Package stack describes the call stacks in sqlwatch's reports: a
-// [Frame] is one frame of the application's code, and [DefaultLibraries]
-// lists the package path prefixes whose frames are never taken for the
-// origin of a report.
-//
-// A frame is a library's when its fully qualified function name, such as
-// "database/sql.(*DB).BeginTx" or "gorm.io/gorm.(*DB).Begin[...]", is
-// one of the prefixes or continues it with "." or "/": prefixes match
-// whole path elements only, so "database/sql" covers
-// "database/sql/driver" but not "database/sqlx", and
-// "github.com/sqlwatch/sqlwatch/driver" does not cover the external test
-// package "github.com/sqlwatch/sqlwatch/driver_test": tests count as the
-// application. The package main is never in the default list. A vendored
-// name is matched on the part after its last "/vendor/". Add prefixes
-// (the application's own data-access layer) with driver.WithLibraries.
+// Package stack describes the call stacks in sqlwatch's reports: [Frame] is
+// one frame, and [DefaultLibraries] the prefixes whose frames are never a
+// report's origin (driver.WithLibraries adds more). A function name matches
+// a prefix it equals or continues with "." or "/": "database/sql" covers
+// "database/sql/driver", not "database/sqlx", and a package's prefix does
+// not cover its _test package. A vendored name is matched after its last
+// "/vendor/".
 package stack
 
 import (
@@ -32,13 +24,9 @@ type Frame struct {
 	Line int
 }
 
-// Location returns the short "dir/file.go:LINE" form of f: the last
-// directory of f.File and its base name, then the line. For example, a
-// frame at "/home/a/svc/handlers/orders.go" line 42 gives
-// "handlers/orders.go:42", and a file with no directory gives
-// "orders.go:42". The result always uses forward slashes; backslashes in
-// File are treated as separators and a Windows volume name such as "C:" is
-// not taken for a directory. An empty File is shown as "?".
+// Location returns f's "dir/file.go:LINE" (last directory, base name, line;
+// "?" for an empty File), with forward slashes; a Windows volume such as
+// "C:" is not a directory.
 func (f Frame) Location() string {
 	return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
 }

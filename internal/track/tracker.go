@@ -758,6 +758,19 @@ func (r *Resource) id() ID { return ID{r, r.seq} }
 // itself (see coverLocked). The caller holds r's shard lock.
 func (r *Resource) covered() bool { return r.covers > 0 }
 
+// CoverState returns, under r's shard lock, how many open tx and rows
+// cover r (a conn checkout) and whether one is a tx: for the driver's test
+// that its own record of them agrees (docs/design.md, "recorded twice").
+func (r *Resource) CoverState() (covers int, inTx bool) {
+	s := r.shard
+	if s == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(r.covers), r.inTx
+}
+
 // Goroutine returns the id of the goroutine that opened r.
 func (r *Resource) Goroutine() int64 { return r.goid }
 
