@@ -178,3 +178,35 @@ func TestContextAttrsInMisuse(t *testing.T) {
 		}
 	})
 }
+
+// TestContextAttrsRows: rows queried on the pool carry their query's
+// context's attributes; rows of a tx carry the tx's (taken at BeginTx,
+// not again for the query).
+func TestContextAttrsRows(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		db, ch := open(t, b, driver.WithContextAttrs(requestAttrs))
+		rows, err := db.QueryContext(context.WithValue(context.Background(), requestIDKey{}, "req-rows"), "SELECT 3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ch.wait(t, leak.KindRows, false); attr(r.Attrs, "request_id") != "req-rows" {
+			t.Errorf("rows' attrs %v; want request_id=req-rows", r.Attrs)
+		}
+		rows.Close()
+		ch.wait(t, leak.KindRows, true)
+
+		tx, err := db.BeginTx(context.WithValue(context.Background(), requestIDKey{}, "req-tx"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		rows, err = tx.QueryContext(context.WithValue(context.Background(), requestIDKey{}, "req-other"), "SELECT 4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		if r := ch.wait(t, leak.KindRows, false); attr(r.Attrs, "request_id") != "req-tx" {
+			t.Errorf("a tx's rows' attrs %v; want the tx's request_id=req-tx", r.Attrs)
+		}
+	})
+}

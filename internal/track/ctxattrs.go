@@ -17,6 +17,13 @@ const (
 	MaxContextValue = 256
 )
 
+// HasContextAttrs reports whether Config.ContextAttrs is set.
+func (t *Tracker) HasContextAttrs() bool { return t.cfg.ContextAttrs != nil }
+
+// Attrs returns the resource's context attributes (Opening.Attrs), which
+// do not change while it is open; nil after it is closed and reused.
+func (r *Resource) Attrs() []slog.Attr { return r.attrs }
+
 // ContextAttrs returns the attributes [Config.ContextAttrs] takes from
 // ctx, bounded and as strings, or nil when the option is not set, the
 // function returns none or it panics (counted in Stats.Panics). It is
