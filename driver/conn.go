@@ -282,7 +282,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	res := c.p.tracker.OpenLike(track.KindTx, track.Opening{Like: fresh, Holder: c.res, At: end}, 1)
+	res := c.p.tracker.OpenLike(track.KindTx, track.Opening{Like: fresh, Holder: c.res, At: end, Attrs: c.p.tracker.ContextAttrs(begin)}, 1)
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: res}
 	if c.p.detect&detectBypass != 0 {
 		t.goid = t.res.Goroutine()

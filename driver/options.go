@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -99,6 +100,27 @@ func WithInterval(d time.Duration) Option {
 			return invalid("interval %v is not positive", d)
 		}
 		o.leak.Interval = d
+		return nil
+	})
+}
+
+// WithContextAttrs has sqlwatch call f with the context a transaction is
+// begun under (the one given to BeginTx), once per transaction, and show
+// the attributes it returns — a request id, a route, an OpenTelemetry
+// trace and span id — in the transaction's leak report and release line
+// (leak.Report.Attrs), in misuse reports that name it (Site.Attrs,
+// TxHolder.Attrs), on the live page and in the test gate's failure. f
+// should return nil quickly when the context carries nothing. The
+// attributes are the user's choice and are logged as they are: they must
+// not carry secrets. At most 8 are kept, keys cut to 64 bytes, values
+// turned to text and cut to 256 bytes; a panic in f is recovered and
+// counted. Without this option nothing is called. See docs/integrations.md.
+func WithContextAttrs(f func(ctx context.Context) []slog.Attr) Option {
+	return optionFunc(func(o *options) error {
+		if f == nil {
+			return invalid("nil context attrs func")
+		}
+		o.leak.ContextAttrs = f
 		return nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"io"
+	"log/slog"
 	"reflect"
 
 	"github.com/sqlwatch/sqlwatch/internal/track"
@@ -52,6 +53,9 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *track.Resource,
 		r, into = &c.spareRows, &c.spareRes
 	}
 	o.Into, o.Like, o.Holder = into, like, c.res
+	if p.tracker.HasContextAttrs() {
+		o.Attrs = rowsAttrs(c, ctx)
+	}
 	res := p.tracker.OpenLike(track.KindRows, o, 3)
 	*r = rows{inner: ri, p: p, c: c, ctx: ctx, res: res, older: c.newest}
 	if c.newest != nil {
@@ -62,6 +66,16 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *track.Resource,
 	c.newest = r
 	c.openRows++
 	return r
+}
+
+// rowsAttrs are the context attributes of rows (WithContextAttrs): those
+// of the conn's tx when the rows are its (taken once, at BeginTx), else
+// the query's context's.
+func rowsAttrs(c *conn, ctx context.Context) []slog.Attr {
+	if t := c.tx; t != nil && t.res != nil {
+		return t.res.Attrs()
+	}
+	return c.p.tracker.ContextAttrs(ctx)
 }
 
 func (r *rows) Columns() []string { return r.inner.Columns() }

@@ -304,6 +304,9 @@ func gateMessage(reps []Report, poolNames bool) string {
 			fmt.Fprintf(&b, " on pool %q", r.DBName)
 		}
 		fmt.Fprintf(&b, ", goroutine %d", r.Goroutine)
+		if len(r.Attrs) > 0 {
+			fmt.Fprintf(&b, "\n    context: %s", track.FormatAttrs(r.Attrs))
+		}
 		switch {
 		case r.Kind == KindTx || r.Kind == KindConn:
 			fmt.Fprintf(&b, "\n    statements: %d", r.Statements)

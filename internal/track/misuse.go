@@ -51,6 +51,9 @@ type Site struct {
 	Stack     []stack.Frame `json:"-"`
 	Goroutine int64         `json:"goroutine"`
 	Query     string        `json:"query"`
+	// Attrs are the context attributes of the side's tx (see
+	// Report.Attrs); logged as the group "<side>_context".
+	Attrs []slog.Attr `json:"-"`
 }
 
 // Misuse describes one misuse found by the driver's detectors.
@@ -91,6 +94,10 @@ type TxHolder struct {
 	Goroutine int64         `json:"goroutine"`
 	Wrote     bool          `json:"wrote"`
 	LastQuery string        `json:"last_query"`
+	// Attrs are the tx's context attributes (see Report.Attrs); Context
+	// is the same as a map, for the log's JSON.
+	Attrs   []slog.Attr       `json:"-"`
+	Context map[string]string `json:"context,omitempty"`
 }
 
 // MisuseEvent is what the driver hands the tracker; the tracker's
@@ -136,6 +143,7 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 		ev.there = e.There.stack
 		ev.thereStart = clock.Time(e.There.start)
 		ev.thereGoid = e.There.goid
+		ev.thereAttrs = e.There.attrs
 		_, ev.thereQuery = e.There.statementInfo()
 	} else if e.ThereStack.Len() > 0 {
 		ev.there = e.ThereStack
@@ -180,6 +188,7 @@ type misuseItem struct {
 	thereStart time.Time
 	thereGoid  int64
 	thereQuery string
+	thereAttrs []slog.Attr
 	self       ID
 	death      bool
 	idle       time.Duration
@@ -207,6 +216,7 @@ func (t *Tracker) logMisuse(it *misuseItem) {
 	m.Here = t.site(&e.Here, e.HereGoroutine, e.Query)
 	if it.there.Len() > 0 {
 		m.There = t.site(&it.there, it.thereGoid, it.thereQuery)
+		m.There.Attrs = it.thereAttrs
 	}
 	key := m.Kind + "|" + m.Here.Origin + "|" + m.There.Origin
 	if m.Kind == MisuseSQLTxLeak {
@@ -272,7 +282,7 @@ func (t *Tracker) txHolders(self ID) []TxHolder {
 	for i := range snaps {
 		rep := t.describe(&snaps[i], now)
 		out = append(out, TxHolder{Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
-			Goroutine: snaps[i].goid, Wrote: snaps[i].wrote, LastQuery: rep.LastQuery})
+			Goroutine: snaps[i].goid, Wrote: snaps[i].wrote, LastQuery: rep.LastQuery, Attrs: rep.Attrs, Context: attrMap(rep.Attrs)})
 	}
 	return out
 }
@@ -289,6 +299,9 @@ func misuseMessage(m *Misuse) (string, []slog.Attr) {
 	}
 	other := func(name string) {
 		attrs = append(attrs, slog.Any(name, m.There), slog.Any(name+"_stack", frameStrings(m.There.Stack)))
+		if len(m.There.Attrs) > 0 {
+			attrs = append(attrs, slog.Attr{Key: name + "_context", Value: slog.GroupValue(m.There.Attrs...)})
+		}
 	}
 	var msg string
 	switch m.Kind {

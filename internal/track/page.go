@@ -87,6 +87,9 @@ type (
 		Covered    bool      `json:"covered"`
 		InTx       bool      `json:"in_tx"`
 		Stack      []string  `json:"stack"`
+		// Context is the oldest resource's context attributes (see
+		// Report.Attrs).
+		Context map[string]string `json:"context,omitempty"`
 	}
 )
 
@@ -327,6 +330,7 @@ func describePool(t *Tracker, limit int) poolJSON {
 			Covered:    g.covered,
 			InTx:       g.oldest.inTx,
 			Stack:      frameStrings(app),
+			Context:    attrMap(rep.Attrs),
 		})
 	}
 	p.Groups = len(p.Resources)
@@ -360,6 +364,7 @@ func (t *Tracker) describeResolved(s *snapshot, now time.Time, origin, fn string
 		Statements: s.statements,
 		LastQuery:  t.sqlText(s.lastQuery),
 		Goroutine:  s.goid,
+		Attrs:      s.attrs,
 		Origin:     origin,
 		Func:       fn,
 		Stack:      app,
@@ -488,7 +493,8 @@ dropped {{.Stats.Dropped}}, pool alerts {{.Stats.PoolAlerts}}, panics recovered 
 <td class="kind">{{.Kind}}{{if .Covered}}<br><span class="muted">under {{if .InTx}}a tx{{else}}rows{{end}}</span>{{end}}</td>
 <td class="num count">{{.Count}}</td>
 <td class="num" title="opened {{.Opened.Format "15:04:05.000"}}">{{.Age}}</td>
-<td class="origin"><code>{{printable .Origin}}</code><br><span class="muted">{{printable .Func}}</span></td>
+<td class="origin"><code>{{printable .Origin}}</code><br><span class="muted">{{printable .Func}}</span>
+{{- range $k, $v := .Context}}<br><span class="context">{{printable $k}}={{printable $v}}</span>{{end}}</td>
 <td class="num">{{.Goroutine}}</td>
 <td class="num">{{if or (eq .Kind "tx") (eq .Kind "conn")}}{{.Statements}}{{end}}</td>
 <td><code>{{printable .LastQuery}}</code></td>

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -97,6 +98,13 @@ type Config struct {
 	DurationBuckets []time.Duration
 	// Now is the clock; default [Now]. Tests inject their own.
 	Now func() time.Time
+	// ContextAttrs, when set, takes attributes (a request id, a trace id)
+	// from the context a resource is opened under; the driver calls it
+	// through [Tracker.ContextAttrs] once per tx at BeginTx, never per
+	// statement. They are kept, bounded, on the resource and shown in its
+	// reports (Report.Attrs), its release line, the live page and the
+	// test gate.
+	ContextAttrs func(context.Context) []slog.Attr
 }
 
 // dialectOf maps Config.SQLDialect to redact's dialects.
@@ -293,6 +301,11 @@ type Resource struct {
 	truncated  bool
 	cut        string // the last cut text copied for r, kept across reuse: lastQuery when truncated
 	limit      int32
+
+	// attrs are from Config.ContextAttrs (Opening.Attrs): set before
+	// insert, read-only while open (read without the lock, as stack is);
+	// cleared when r is opened again, bounded (see MaxContextAttrs).
+	attrs []slog.Attr
 }
 
 // NewTracker returns a Tracker for one pool and starts its watchdog. Call
@@ -450,6 +463,7 @@ func (t *Tracker) reset(r *Resource, k Kind, start int64, g int64) {
 	r.kind, r.start, r.limit, r.goid = k, start, int32(t.cfg.QueryLimit), g
 	r.closed, r.reported, r.suppressed = false, false, false
 	r.statements, r.lastQuery, r.truncated = 0, "", false
+	r.attrs = nil
 	r.covers, r.inTx, r.coverFrom, r.coveredNS = 0, false, 0, 0
 	if r.flags.Load() != 0 { // an atomic store costs more than a load
 		r.flags.Store(0)
@@ -485,6 +499,9 @@ type Opening struct {
 	NoteHolder bool
 	Slot       int
 	D          time.Duration
+	// Attrs, when not nil, are the resource's context attributes, from
+	// [Tracker.ContextAttrs].
+	Attrs []slog.Attr
 }
 
 // note is a statement to record on a resource under its shard's lock.
@@ -525,6 +542,7 @@ func (t *Tracker) OpenLike(k Kind, o Opening, skip int) *Resource {
 		}
 	}
 	r.holder = o.Holder
+	r.attrs = o.Attrs
 	if o.NoteHolder && o.Holder != nil {
 		n := o.Holder.prepare(o.Query, o.Slot, o.D)
 		t.insertNoting(r, &n)
@@ -630,7 +648,7 @@ func (t *Tracker) close(r *Resource, held time.Duration) {
 		hs.mu.Unlock()
 	}
 	if announce {
-		t.announce(&release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack})
+		t.announce(&release{kind: r.kind, held: clock.Between(r.start, t.now()), stack: r.stack, attrs: r.attrs})
 	}
 	if !r.owned {
 		resources.Put(r)
@@ -925,6 +943,7 @@ type snapshot struct {
 	goid       int64
 	inTx       bool
 	wrote      bool
+	attrs      []slog.Attr
 }
 
 // collect copies the resources for which pick returns true; pick runs
@@ -949,7 +968,7 @@ func (t *Tracker) collect(pick func(*Resource) bool) []snapshot {
 func (r *Resource) snapshot() snapshot {
 	n, q := r.statementInfoLocked()
 	return snapshot{kind: r.kind, start: clock.Time(r.start), stack: r.stack, statements: n, lastQuery: q,
-		goid: r.goid, inTx: r.inTx, wrote: r.flags.Load()&flagWrote != 0}
+		goid: r.goid, inTx: r.inTx, wrote: r.flags.Load()&flagWrote != 0, attrs: r.attrs}
 }
 
 // describe symbolizes a snapshot into a Report.

@@ -20,6 +20,7 @@ package track
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sqlwatch/sqlwatch/stack"
@@ -124,6 +125,11 @@ type Report struct {
 	// Suppressed counts the leak reports dropped by the rate limit since
 	// the previous report was logged.
 	Suppressed int64
+	// Attrs are the attributes the driver's WithContextAttrs function
+	// took from the context the resource was opened under (a tx: the
+	// context given to BeginTx), bounded, values as strings; nil without
+	// the option. Never modify them: reports of one resource share them.
+	Attrs []slog.Attr
 }
 
 // Stats counts what a Tracker did, for tests and metrics.

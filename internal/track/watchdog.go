@@ -17,6 +17,7 @@ type release struct {
 	kind  Kind
 	held  time.Duration
 	stack callstack.Stack
+	attrs []slog.Attr
 }
 
 // watch is the watchdog goroutine.
@@ -174,6 +175,7 @@ func (t *Tracker) reportLeak(s *snapshot, now time.Time) {
 	if rep.Suppressed > 0 {
 		attrs = append(attrs, slog.Int64("suppressed", rep.Suppressed))
 	}
+	attrs = append(attrs, rep.Attrs...)
 	t.log(slog.LevelWarn, msg, attrs)
 	t.callback(rep)
 }
@@ -233,17 +235,18 @@ func (t *Tracker) logRelease(rel *release) {
 // releaseLine builds the report and the line of a release, and counts
 // it.
 func (t *Tracker) releaseLine(rel *release) (Report, string, []slog.Attr) {
-	rep := Report{Released: true, Kind: rel.kind, DBName: t.cfg.DBName, Age: rel.held, Held: rel.held, Threshold: t.Threshold(rel.kind)}
+	rep := Report{Released: true, Kind: rel.kind, DBName: t.cfg.DBName, Age: rel.held, Held: rel.held, Threshold: t.Threshold(rel.kind), Attrs: rel.attrs}
 	t.resolve(&rep, &rel.stack)
 	t.released.Add(1)
 	msg := fmt.Sprintf("sqlwatch: leaked %s released after %s, %s %s", rel.kind.noun(), round(rel.held), rel.kind.verb(), rep.Origin)
-	return rep, msg, []slog.Attr{
+	attrs := []slog.Attr{
 		slog.String("kind", rep.Kind.String()),
 		slog.String("db_name", rep.DBName),
 		slog.String("origin", rep.Origin),
 		slog.String("func", rep.Func),
 		slog.String("held", round(rel.held).String()),
 	}
+	return rep, msg, append(attrs, rel.attrs...)
 }
 
 func (t *Tracker) log(level slog.Level, msg string, attrs []slog.Attr) {
