@@ -87,7 +87,7 @@ func (c *conn) Raw() driver.Conn { return c.inner }
 // the interfaces ci has.
 func newConn(ci driver.Conn, p *pool) (*conn, driver.Conn) {
 	c := &conn{inner: ci, p: p, lastUsed: clock.Now()}
-	c.sql.init(ci)
+	c.sql.init(ci, p.grammar)
 	c.ec, c.qc = execerOf(ci), queryerOf(ci)
 	if pc, ok := ci.(driver.ConnPrepareContext); ok {
 		c.pc = pc

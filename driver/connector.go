@@ -27,6 +27,7 @@ type pool struct {
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
 	filter  *callstack.Filter // the tracker's: which frames are the application's
 	appPCs  frames.Cache      // filter's answer by return address, for tx_bypass
+	grammar dsnGrammar        // the wrapped driver's, by its package: its SQL dialect too
 }
 
 // begin starts timing an operation when metrics are on: it returns an
@@ -76,15 +77,16 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 	if cfg.Filter == nil {
 		cfg.Filter = callstack.NewFilter()
 	}
+	g := grammarOf(d.inner)
 	if cfg.SQLDialect == "" {
-		cfg.SQLDialect = grammarOf(d.inner).dialect()
+		cfg.SQLDialect = g.dialect()
 	}
 	t, err := track.NewTracker(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &pool{tracker: t, rec: record.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled,
-		filter: cfg.Filter}, nil
+		filter: cfg.Filter, grammar: g}, nil
 }
 
 // connector opens the conns of one pool.

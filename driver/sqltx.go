@@ -73,25 +73,19 @@ type txStatuser interface {
 	IsClosed() bool
 }
 
-// initSQLTx sets the dialect of ci and, for pgx, where to read its
-// transaction status. Called once per conn, when it is opened.
-func (s *sqlTx) init(ci driver.Conn) {
-	t := reflect.TypeOf(ci)
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
-		return
-	}
-	switch t.PkgPath() {
-	case "github.com/go-sql-driver/mysql":
+// init sets the dialect of ci, a conn of a driver of grammar g (the
+// pool's), and for pgx where to read its transaction status. Called once
+// per conn, when it is opened.
+func (s *sqlTx) init(ci driver.Conn, g dsnGrammar) {
+	switch g {
+	case grammarMySQL:
 		s.dialect = dialectMySQL
-	case "github.com/lib/pq":
+	case grammarPQ:
 		s.dialect = dialectPostgres
-	case "github.com/jackc/pgx/v5/stdlib", "github.com/jackc/pgx/v4/stdlib":
+	case grammarPGX:
 		s.dialect = dialectPostgres
 		s.status = pgxStatus(ci)
-	case "modernc.org/sqlite", "github.com/mattn/go-sqlite3", "github.com/ncruces/go-sqlite3/driver":
+	case grammarSQLite:
 		s.dialect = dialectSQLite
 	}
 }
