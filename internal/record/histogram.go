@@ -107,6 +107,13 @@ func (h *histogram) totals(extra []uint64, extraSum float64) (counts [maxBuckets
 	return counts, sum
 }
 
+// histogram returns h's current value, extra and extraSum added as for
+// metricPlus.
+func (h *histogram) histogram(extra []uint64, extraSum float64) Histogram {
+	counts, sum := h.totals(extra, extraSum)
+	return Histogram{Bounds: slices.Clone(h.upper), Counts: slices.Clone(counts[:len(h.upper)+1]), Sum: sum}
+}
+
 // ConstHistogram builds a constant histogram from counts per bucket (not
 // cumulative; one more than upper, the last above every bound) and their
 // sum in seconds.

@@ -7,6 +7,7 @@ package record
 import (
 	"database/sql/driver"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,8 @@ var (
 // Recorder holds the hot-path metrics of one pool. The driver creates one
 // per pool; all methods are safe for concurrent use and take no lock.
 type Recorder struct {
-	on atomic.Bool
+	on    atomic.Bool
+	since atomic.Int64 // Unix nanoseconds of the first SetEnabled(true); 0 before
 
 	stmt      [numOps]*histogram // sqlwatch_statement_duration_seconds, by op
 	tx        [3]*histogram      // sqlwatch_tx_duration_seconds, by outcome
@@ -118,8 +120,26 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric, t *track.Tracker) {
 }
 
 // SetEnabled turns recording on or off; the collector turns it on when
-// it is described or collected.
-func (r *Recorder) SetEnabled(on bool) { r.on.Store(on) }
+// it is described or collected. The first time it turns recording on is
+// the recorder's [Recorder.Since].
+func (r *Recorder) SetEnabled(on bool) {
+	if on && r.since.Load() == 0 {
+		r.since.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	r.on.Store(on)
+}
+
+// Since returns when recording was first turned on (the zero Time if it
+// never was): the start of every cumulative value the recorder and its
+// pool's tracker export, since nothing is recorded for the pool before.
+// Recording turned off and on again later leaves it as it is: the totals
+// keep counting from it, without what happened while recording was off.
+func (r *Recorder) Since() time.Time {
+	if n := r.since.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // Enabled reports whether a collector for the pool is registered; the
 // driver skips timing otherwise.
@@ -211,6 +231,44 @@ func (r *Recorder) Totals(t *track.Tracker) *Totals {
 		}
 	}
 	return out
+}
+
+// Histogram is one of the duration histograms the Collect methods
+// export, for exporters that build their own (metrics/otelmetrics):
+// upper bounds in seconds (inclusive, increasing), the count in each
+// bucket (not cumulative; one more than Bounds, the last above them all)
+// and the sum in seconds. Its slices are the caller's.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Sum    float64
+}
+
+// Count returns the number of observations, the sum of h.Counts.
+func (h Histogram) Count() uint64 { return countOf(h.Counts) }
+
+// Histograms returns the statement durations by Op, t's added as in
+// Collect, and the transaction durations by TxOutcome. It reads the same
+// atomics as Collect, at collection time only.
+func (r *Recorder) Histograms(t *track.Tracker) (stmt [numOps]Histogram, tx [3]Histogram) {
+	for op, h := range r.stmt {
+		_, extra, extraSum := t.Durations(op)
+		stmt[op] = h.histogram(extra, extraSum)
+	}
+	for i, h := range r.tx {
+		tx[i] = h.histogram(nil, 0)
+	}
+	return stmt, tx
+}
+
+// HistogramOf returns a tracker histogram (bounds as durations, counts and
+// sum as [track.Tracker.HoldHistogram] returns them) as a Histogram.
+func HistogramOf(bounds []time.Duration, counts []uint64, sum float64) Histogram {
+	upper := make([]float64, len(bounds))
+	for i, b := range bounds {
+		upper[i] = b.Seconds()
+	}
+	return Histogram{Bounds: upper, Counts: slices.Clone(counts), Sum: sum}
 }
 
 // CountSumOf returns the count and sum of a histogram given as Collect's

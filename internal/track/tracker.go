@@ -399,6 +399,10 @@ func NewTracker(cfg Config) (*Tracker, error) {
 // DBName returns the pool's name.
 func (t *Tracker) DBName() string { return t.cfg.DBName }
 
+// SQLDialect returns Config.SQLDialect: "mysql", "postgres", "sqlite",
+// or "" when the wrapped driver's dialect is not known.
+func (t *Tracker) SQLDialect() string { return t.cfg.SQLDialect }
+
 // Threshold returns the threshold of kind k (zero when reporting is off).
 func (t *Tracker) Threshold(k Kind) time.Duration {
 	if int(k) >= numKinds {

@@ -4,14 +4,22 @@
 // conventions' names where they define one (db.client.connection.count,
 // db.client.connection.max), sqlwatch.* names for the rest.
 //
-// Every instrument is asynchronous: the values are read at collection
-// time from what the pool's tracker and recorder keep already, so
-// statements pay nothing more than with the Prometheus collector (one
+// Two entry points, used alone or together, read what the pool's tracker
+// and recorder keep already for the Prometheus collector, at collection
+// time only; statements pay nothing more than with that collector (one
 // atomic load while no exporter is registered, sqlwatch's own lock-free
-// histograms once one is). The OpenTelemetry API has no asynchronous
-// histogram, so sqlwatch's duration histograms are exported as two
-// observable counters each, the total time and the count (see
-// docs/opentelemetry.md).
+// histograms once one is):
+//
+//   - [Register] observes the pool through a meter: every instrument is
+//     asynchronous, and since the OpenTelemetry API has no asynchronous
+//     histogram, each duration histogram is two counters there, the
+//     total time and the count.
+//   - [NewProducer] returns an SDK producer (sdkmetric.WithProducer) of
+//     the duration histograms with their buckets, under the semantic
+//     conventions' names db.client.operation.duration and
+//     db.client.connection.use_time.
+//
+// See docs/opentelemetry.md.
 //
 // The package is a module of its own, so that the OpenTelemetry
 // dependency stays out of the module graph of applications that do not
@@ -34,10 +42,11 @@ import (
 	"github.com/sqlwatch/sqlwatch/leak"
 )
 
-// ScopeName is the instrumentation scope of the meter Register uses.
+// ScopeName is the instrumentation scope of the meter Register uses and
+// of the metrics a Producer produces.
 const ScopeName = "github.com/sqlwatch/sqlwatch/metrics/otelmetrics"
 
-// Errors returned by Register, beside leak.ErrNotWatched for a *sql.DB
+// Errors returned by Register and NewProducer, beside leak.ErrNotWatched for a *sql.DB
 // not opened through sqlwatch; test with errors.Is.
 var (
 	ErrNotWatched       = leak.ErrNotWatched
