@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	uptraceotelsql "github.com/uptrace/opentelemetry-go-extra/otelsql"
 
 	"github.com/sqlwatch/sqlwatch/driver"
 	"github.com/sqlwatch/sqlwatch/leak"
@@ -162,4 +164,122 @@ func TestPgxGetConnector(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestOtelsqlUptraceOutside: uptrace's otelsql
+// (github.com/uptrace/opentelemetry-go-extra/otelsql) wrapping sqlwatch's
+// driver, on MariaDB. Its conn runs the inner BeginTx in a closure under
+// its span helper; a leaked tx names this file. But its conn has no
+// IsValid (driver.Validator), the only sign sqlwatch has of a conn going
+// back to the pool: in this order a conn idle in the pool past the conn
+// threshold is reported as a leaked conn, at the line that last used it.
+// Hence docs/integrations.md: sqlwatch outermost with this wrapper.
+func TestOtelsqlUptraceOutside(t *testing.T) {
+	d := dsn(t, mysqlEnv)
+	s := newSink()
+	watched, rec := watchRecorded(t, "mysql", s)
+	db, err := uptraceotelsql.Open(watched, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	committed := here(1)
+	ok, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	sameLine(t, "the idle conn's false conn leak", s.leak(t, leak.KindConn).Origin, committed)
+
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	checkRecorded(t, rec, "BEGIN", line, "otelsql_uptrace_outside", "github.com/uptrace/opentelemetry-go-extra/otelsql",
+		"uptrace's otelsql.Open over sqlwatch's driver on MariaDB: db.BeginTx.")
+	sameLine(t, "tx under uptrace's otelsql", s.leak(t, leak.KindTx).Origin, line)
+}
+
+// TestOtelsqlUptraceInside: sqlwatch wrapping uptrace's otelsql driver
+// (driver.Register over the Driver of otelsql.Open's *sql.DB), the order
+// that works with it, on MariaDB: a committed tx and the idle conn after
+// it are silent, a leaked tx names this file.
+func TestOtelsqlUptraceInside(t *testing.T) {
+	d := dsn(t, mysqlEnv)
+	s := newSink()
+	odb, err := uptraceotelsql.Open("mysql", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer odb.Close()
+	watched := name("mysql+uptrace+watch")
+	if err := driver.Register(watched, odb.Driver(), s.opts(driver.WithDBName("shop"))...); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open(watched, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	ok, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ok.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s.quiet(t, "committed tx over uptrace's otelsql", 400*time.Millisecond)
+
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	sameLine(t, "tx over uptrace's otelsql", s.leak(t, leak.KindTx).Origin, line)
+}
+
+// TestOtelsqlOutsideStack: XSAM/otelsql over sqlwatch's driver (over the
+// stack recorder), on MariaDB: the real stack of a BeginTx, with
+// otelsql's frames between database/sql and sqlwatch, filters to this
+// file's line; a committed tx is silent.
+func TestOtelsqlOutsideStack(t *testing.T) {
+	d := dsn(t, mysqlEnv)
+	s := newSink()
+	watched, rec := watchRecorded(t, "mysql", s)
+	db, err := otelsql.Open(watched, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	ok, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ok.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s.quiet(t, "committed tx under otelsql", 400*time.Millisecond)
+
+	line := here(1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	checkRecorded(t, rec, "BEGIN", line, "otelsql_xsam_outside", "github.com/XSAM/otelsql",
+		"XSAM/otelsql.Open over sqlwatch's driver on MariaDB: db.BeginTx.")
+	sameLine(t, "tx under otelsql", s.leak(t, leak.KindTx).Origin, line)
 }
