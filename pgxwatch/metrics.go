@@ -52,7 +52,7 @@ type collector struct {
 	pool *pgxpool.Pool
 
 	acquires, acquireSeconds, emptyAcquires, emptyWaitSeconds, canceled, newConns, lifetimeDestroys, idleDestroys *prometheus.Desc
-	acquired, idle, constructing, total, maxConns                                                                *prometheus.Desc
+	acquired, idle, constructing, total, maxConns                                                                 *prometheus.Desc
 }
 
 func newCollector(w *Watch, pool *pgxpool.Pool) *collector {
@@ -88,7 +88,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.fam.Collect(ch)
 	s := c.pool.Stat()
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter(c.acquires, float64(s.AcquireCount()))
 	counter(c.acquireSeconds, s.AcquireDuration().Seconds())
