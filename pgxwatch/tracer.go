@@ -93,9 +93,7 @@ func lookup(conn *pgx.Conn) *connState {
 	return st
 }
 
-// TraceAcquireEnd opens the checkout, with the acquiring goroutine's stack
-// (pgxpool calls it in Acquire's deferred function, under the caller's
-// frames).
+// TraceAcquireStart only calls the user's tracer.
 func (tr *tracer) TraceAcquireStart(ctx context.Context, pool *pgxpool.Pool, data pgxpool.TraceAcquireStartData) context.Context {
 	if tr.a != nil {
 		ctx = tr.a.TraceAcquireStart(ctx, pool, data)
@@ -103,6 +101,9 @@ func (tr *tracer) TraceAcquireStart(ctx context.Context, pool *pgxpool.Pool, dat
 	return ctx
 }
 
+// TraceAcquireEnd opens the checkout, with the acquiring goroutine's stack
+// (pgxpool calls it in Acquire's deferred function, under the caller's
+// frames).
 func (tr *tracer) TraceAcquireEnd(ctx context.Context, pool *pgxpool.Pool, data pgxpool.TraceAcquireEndData) {
 	if data.Err == nil && data.Conn != nil {
 		st := stateOf(data.Conn)
