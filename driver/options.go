@@ -9,6 +9,7 @@ import (
 	"github.com/ngrok/sqlmw"
 
 	"github.com/sqlwatch/sqlwatch/internal/callstack"
+	"github.com/sqlwatch/sqlwatch/internal/settings"
 	"github.com/sqlwatch/sqlwatch/internal/track"
 	"github.com/sqlwatch/sqlwatch/leak"
 )
@@ -210,4 +211,15 @@ func WithMisuseFunc(f func(leak.Misuse)) Option {
 		o.leak.OnMisuse = f
 		return nil
 	})
+}
+
+func init() {
+	settings.Build = func(opts any) (settings.Settings, error) {
+		list, _ := opts.([]Option)
+		o, err := buildOptions(list)
+		if err != nil {
+			return settings.Settings{}, err
+		}
+		return settings.Settings{DBName: o.dbName, Leak: o.leak, Interceptor: o.interceptor != nil}, nil
+	}
 }

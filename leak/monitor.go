@@ -37,30 +37,20 @@ type PoolAlert = track.PoolAlert
 
 // Monitor polls a pool's statistics and raises an alert when acquiring a
 // connection takes too long or the pool stalls. Create it with
-// [NewMonitor]; Stop it before or with the pool.
-type Monitor struct {
-	m *track.Monitor
-}
+// [NewMonitor] (pgxwatch's Watch.NewMonitor for a pgxpool pool); Stop it
+// before or with the pool. Its methods: Stop stops it and waits for it
+// (idempotent); Check polls once, as the monitor does on its interval
+// (concurrent calls run one after the other).
+type Monitor = track.Monitor
 
 // NewMonitor starts monitoring db; errors wrap ErrNotWatched or
 // ErrInvalidConfig.
 func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
-	m, err := track.NewMonitor(db, track.MonitorConfig{
+	return track.NewMonitor(db, track.MonitorConfig{
 		Interval:  cfg.Interval,
 		WaitLimit: cfg.WaitLimit,
 		AlertGap:  cfg.AlertGap,
 		Logger:    cfg.Logger,
 		OnAlert:   cfg.OnAlert,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Monitor{m: m}, nil
 }
-
-// Stop stops the monitor and waits for it. Idempotent.
-func (m *Monitor) Stop() { m.m.Stop() }
-
-// Check polls once, as the monitor does on its interval; concurrent calls
-// run one after the other.
-func (m *Monitor) Check() { m.m.Check() }

@@ -38,11 +38,10 @@ type pool interface {
 // metrics plus client_golang's DBStats collector (go_sql_*), all with the
 // pool's db_name label.
 type Collector struct {
+	fam     *record.Family
 	rec     *record.Recorder
 	tracker *track.Tracker
 	dbstats prometheus.Collector
-
-	txOpen, txOldest, connOut, connOldest, leaks, poolAlerts, misuse, deaths, connHold *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -58,23 +57,11 @@ func New(db *sql.DB) (*Collector, error) {
 		return nil, leak.ErrNotWatched
 	}
 	rec, t := p.Recorder(), p.Tracker()
-	labels := prometheus.Labels{"db_name": t.DBName()}
-	desc := func(name, help string, varLabels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(name, help, varLabels, labels)
-	}
 	return &Collector{
-		rec:        rec,
-		tracker:    t,
-		dbstats:    collectors.NewDBStatsCollector(db, t.DBName()),
-		txOpen:     desc("sqlwatch_tx_open", "Transactions open now."),
-		txOldest:   desc("sqlwatch_tx_oldest_age_seconds", "Age of the oldest open transaction; 0 when none is open."),
-		connOut:    desc("sqlwatch_conn_checked_out", "Connections checked out of the pool now."),
-		connOldest: desc("sqlwatch_conn_oldest_checkout_seconds", "Age of the oldest checkout; 0 when none."),
-		leaks:      desc("sqlwatch_leaks_total", "Leak reports logged, by kind of resource.", "kind"),
-		poolAlerts: desc("sqlwatch_pool_wait_alerts_total", "Pool-wait alerts raised (mean wait over the limit, or a stalled pool)."),
-		misuse:     desc("sqlwatch_misuse_total", "Misuse found by the detectors, by kind.", "kind"),
-		deaths:     desc("sqlwatch_conn_deaths_total", "Connections that died, by state: idle in the pool, held, or in a transaction.", "state"),
-		connHold:   desc("sqlwatch_conn_hold_seconds", "How long connections stayed checked out of the pool."),
+		fam:     record.NewFamily(rec, t),
+		rec:     rec,
+		tracker: t,
+		dbstats: collectors.NewDBStatsCollector(db, t.DBName()),
 	}, nil
 }
 
@@ -128,25 +115,10 @@ func ownDBStats(reg prometheus.Registerer, db *sql.DB, dbName string) bool {
 	return errors.As(err, &are)
 }
 
-// holdMetric is sqlwatch_conn_hold_seconds, from the histogram the
-// tracker keeps under its own locks (see track.Tracker.CloseHeld).
-func (c *Collector) holdMetric() prometheus.Metric {
-	bounds, counts, sum := c.tracker.HoldHistogram()
-	upper := make([]float64, len(bounds))
-	for i, b := range bounds {
-		upper[i] = b.Seconds()
-	}
-	return record.ConstHistogram(c.connHold, upper, counts, sum)
-}
-
 // Describe sends the descriptors of every metric, and turns the pool's
 // hot-path recording on.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	c.rec.SetEnabled(true)
-	c.rec.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.txOpen, c.txOldest, c.connOut, c.connOldest, c.leaks, c.poolAlerts, c.misuse, c.deaths, c.connHold} {
-		ch <- d
-	}
+	c.fam.Describe(ch)
 	if c.dbstats != nil {
 		c.dbstats.Describe(ch)
 	}
@@ -154,27 +126,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect computes the gauges from the tracker at scrape time.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.rec.SetEnabled(true)
-	c.rec.Collect(ch, c.tracker)
-	ch <- c.holdMetric()
-
-	txN, txAge := c.tracker.Oldest(track.KindTx)
-	connN, connAge := c.tracker.Oldest(track.KindConn)
-	ch <- prometheus.MustNewConstMetric(c.txOpen, prometheus.GaugeValue, float64(txN))
-	ch <- prometheus.MustNewConstMetric(c.txOldest, prometheus.GaugeValue, txAge.Seconds())
-	ch <- prometheus.MustNewConstMetric(c.connOut, prometheus.GaugeValue, float64(connN))
-	ch <- prometheus.MustNewConstMetric(c.connOldest, prometheus.GaugeValue, connAge.Seconds())
-	st := c.tracker.Stats()
-	for _, k := range track.Kinds {
-		ch <- prometheus.MustNewConstMetric(c.leaks, prometheus.CounterValue, float64(st.ReportedByKind[k]), k.String())
-	}
-	ch <- prometheus.MustNewConstMetric(c.poolAlerts, prometheus.CounterValue, float64(st.PoolAlerts))
-	for _, k := range track.MisuseKinds {
-		ch <- prometheus.MustNewConstMetric(c.misuse, prometheus.CounterValue, float64(st.Misuse[k]), k)
-	}
-	for _, s := range []string{leak.DeathIdle, leak.DeathHeld, leak.DeathInTx} {
-		ch <- prometheus.MustNewConstMetric(c.deaths, prometheus.CounterValue, float64(st.ConnDeaths[s]), s)
-	}
+	c.fam.Collect(ch)
 	if c.dbstats != nil {
 		c.dbstats.Collect(ch)
 	}

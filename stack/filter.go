@@ -17,6 +17,7 @@ var defaultLibraries = []string{
 	"github.com/sqlwatch/sqlwatch/stack",
 	"github.com/sqlwatch/sqlwatch/metrics",
 	"github.com/sqlwatch/sqlwatch/internal",
+	"github.com/sqlwatch/sqlwatch/pgxwatch",
 
 	// Data-access libraries, query builders and gorm's dialectors.
 	"gorm.io/gorm",
@@ -46,6 +47,8 @@ var defaultLibraries = []string{
 	"github.com/go-sql-driver/mysql",
 	"github.com/lib/pq",
 	"github.com/jackc/pgx",
+	"github.com/jackc/puddle", // pgxpool's pool, where an Acquire waits
+	"golang.org/x/sync/semaphore",
 	"modernc.org/sqlite",
 	"github.com/mattn/go-sqlite3",
 	"github.com/glebarez/go-sqlite",

@@ -330,7 +330,7 @@ func TestDefaultLibraries(t *testing.T) {
 		"runtime", "reflect", "database/sql", "github.com/ngrok/sqlmw",
 		"github.com/sqlwatch/sqlwatch/driver", "github.com/sqlwatch/sqlwatch/leak",
 		"github.com/sqlwatch/sqlwatch/stack", "github.com/sqlwatch/sqlwatch/metrics",
-		"github.com/sqlwatch/sqlwatch/internal",
+		"github.com/sqlwatch/sqlwatch/internal", "github.com/sqlwatch/sqlwatch/pgxwatch",
 		"gorm.io/gorm", "gorm.io/driver", "gorm.io/plugin", "github.com/glebarez/sqlite",
 		"github.com/jmoiron/sqlx", "entgo.io/ent", "github.com/uptrace/bun",
 		"github.com/Masterminds/squirrel", "github.com/doug-martin/goqu",
@@ -341,6 +341,7 @@ func TestDefaultLibraries(t *testing.T) {
 		"github.com/qustavo/sqlhooks", "github.com/gchaincl/sqlhooks",
 		"github.com/luna-duclos/instrumentedsql",
 		"github.com/go-sql-driver/mysql", "github.com/lib/pq", "github.com/jackc/pgx",
+		"github.com/jackc/puddle", "golang.org/x/sync/semaphore",
 		"modernc.org/sqlite", "github.com/mattn/go-sqlite3", "github.com/glebarez/go-sqlite",
 		"github.com/ncruces/go-sqlite3",
 	}

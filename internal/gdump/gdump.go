@@ -1,6 +1,6 @@
 // Package gdump reads goroutine dumps: which goroutines wait in
-// database/sql for a connection, and of which pool, for the pool
-// monitor's alerts.
+// database/sql or pgxpool for a connection, and of which pool, for the
+// pool monitor's alerts.
 package gdump
 
 import (
@@ -35,7 +35,13 @@ type Goroutine struct {
 	State  string // as printed, e.g. "select, 2 minutes"
 	Frames []stack.Frame
 	ConnDB string // the receiver of its database/sql.(*DB).conn frame, as printed ("0xc0000f2000"), if any
+	// PgxPool is the receiver of its pgxpool.(*Pool).Acquire frame, as
+	// printed, if any.
+	PgxPool string
 }
+
+// PgxAcquire is the function of pgxpool's Acquire frame.
+const PgxAcquire = "github.com/jackc/pgx/v5/pgxpool.(*Pool).Acquire"
 
 // Parse reads runtime.Stack(buf, true) output:
 //
@@ -66,9 +72,17 @@ func Parse(dump []byte) []Goroutine {
 				break
 			}
 			if p := strings.LastIndexByte(fn, '('); p > 0 {
-				if fn[:p] == "database/sql.(*DB).conn" && g.ConnDB == "" {
-					arg, _, _ := strings.Cut(fn[p+1:], ",")
-					g.ConnDB = strings.TrimSuffix(strings.TrimSuffix(arg, ")"), "?")
+				arg, _, _ := strings.Cut(fn[p+1:], ",")
+				arg = strings.TrimSuffix(strings.TrimSuffix(arg, ")"), "?")
+				switch fn[:p] {
+				case "database/sql.(*DB).conn":
+					if g.ConnDB == "" {
+						g.ConnDB = arg
+					}
+				case PgxAcquire:
+					if g.PgxPool == "" {
+						g.PgxPool = arg
+					}
 				}
 				fn = fn[:p]
 			}

@@ -107,8 +107,12 @@ type Monitor struct {
 	once sync.Once
 
 	// db is the pool's address as a goroutine dump prints it, to tell
-	// its waiters from other pools' (database/sql.(*DB).conn's receiver).
+	// its waiters from other pools' (database/sql.(*DB).conn's receiver,
+	// or pgxpool.(*Pool).Acquire's when pgx is true).
 	db string
+	// pgx is true for a pgxpool pool: its waiters block in puddle's
+	// acquire, not in database/sql.
+	pgx bool
 
 	checkMu sync.Mutex // serializes Check
 
@@ -149,6 +153,24 @@ func NewMonitor(db *sql.DB, cfg MonitorConfig) (*Monitor, error) {
 	}
 	m.db = fmt.Sprintf("%p", db)
 	p.Tracker().setDBStats(db.Stats) // the live page shows them
+	go m.run()
+	return m, nil
+}
+
+// NewPgxMonitor starts monitoring a pgxpool pool tracked by t (package
+// pgxwatch): cfg.Stats, which must be set, reads its statistics mapped to
+// sql.DBStats, and pool is its address as fmt's %p prints it, which tells
+// its waiters in a goroutine dump from other pools'.
+func NewPgxMonitor(t *Tracker, pool string, cfg MonitorConfig) (*Monitor, error) {
+	if t == nil || cfg.Stats == nil {
+		return nil, ErrNotWatched
+	}
+	m, err := newMonitor(t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.db, m.pgx = pool, true
+	t.setDBStats(cfg.Stats) // the live page shows them
 	go m.run()
 	return m, nil
 }
@@ -411,13 +433,14 @@ func (m *Monitor) holders() []Holder {
 }
 
 // waiters finds, in a dump of all goroutines, those blocked in
-// database/sql's connection request.
+// database/sql's connection request (for a pgxpool pool: in puddle's
+// acquire, on its semaphore or a connection being built).
 func (m *Monitor) waiters() []Waiter {
 	var out []Waiter
 	for _, g := range gdump.Parse(m.cfg.Goroutines()) {
 		waiting := false
 		for _, f := range g.Frames {
-			if f.Function == "database/sql.(*DB).conn" {
+			if m.pgx && isPuddleAcquire(f.Function) || !m.pgx && f.Function == "database/sql.(*DB).conn" {
 				waiting = true
 				break
 			}
@@ -425,7 +448,11 @@ func (m *Monitor) waiters() []Waiter {
 		if !waiting || !strings.HasPrefix(g.State, "select") {
 			continue
 		}
-		if m.db != "" && g.ConnDB != "" && g.ConnDB != m.db {
+		on := g.ConnDB
+		if m.pgx {
+			on = g.PgxPool
+		}
+		if m.db != "" && on != "" && on != m.db {
 			continue // waits for another pool
 		}
 		w := Waiter{Goroutine: g.ID, State: g.State, funcs: map[string]bool{}}
@@ -442,4 +469,17 @@ func (m *Monitor) waiters() []Waiter {
 		out = append(out, w)
 	}
 	return out
+}
+
+// isPuddleAcquire reports whether fn is the function of puddle's pool
+// (under pgxpool) in which an Acquire waits: its acquire, or the Acquire
+// it is inlined into, as a goroutine dump prints a generic method
+// ("github.com/jackc/puddle/v2.(*Pool[...]).acquire").
+func isPuddleAcquire(fn string) bool {
+	rest, ok := strings.CutPrefix(fn, "github.com/jackc/puddle/v2.(*Pool[")
+	if !ok {
+		return false
+	}
+	return strings.HasSuffix(rest, ").acquire") || strings.HasSuffix(rest, ").Acquire") ||
+		strings.HasSuffix(rest, ").initResourceValue")
 }

@@ -501,3 +501,54 @@ func TestParseGoroutinesConnReceiver(t *testing.T) {
 		t.Fatalf("receivers %q; want the waiter's 0xc0000f2000 only", got)
 	}
 }
+
+// pgxWaiterDump is a goroutine dump (the shape runtime.Stack prints) with
+// one goroutine waiting in pgxpool's Acquire of pool 0xc000180000, and one
+// in database/sql's (*DB).conn of pool 0xc0000f2000.
+const pgxWaiterDump = `goroutine 21 [select]:
+golang.org/x/sync/semaphore.(*Weighted).Acquire(0xc0001a2000, {0xb6c8f0, 0xf4c0c0}, 0x1)
+	/root/go/pkg/mod/golang.org/x/sync@v0.24.0/semaphore/semaphore.go:74 +0x3b4
+github.com/jackc/puddle/v2.(*Pool[...]).acquire(0xb8a340, {0xb6c8f0, 0xf4c0c0})
+	/root/go/pkg/mod/github.com/jackc/puddle/v2@v2.2.3/pool.go:361 +0x1b8
+github.com/jackc/puddle/v2.(*Pool[...]).Acquire(0xb8a340?, {0xb6c8f0?, 0xf4c0c0?})
+	/root/go/pkg/mod/github.com/jackc/puddle/v2@v2.2.3/pool.go:349 +0xa5
+github.com/jackc/pgx/v5/pgxpool.(*Pool).Acquire(0xc000180000, {0xb6c8f0, 0xf4c0c0})
+	/root/go/pkg/mod/github.com/jackc/pgx/v5@v5.12.0/pgxpool/pool.go:637 +0x1b2
+example.com/app/store.(*Store).Order(0xc00001e0f0)
+	/src/app/store/orders.go:41 +0x45
+created by example.com/app.main in goroutine 1
+	/src/app/main.go:20 +0x9a
+
+goroutine 22 [select]:
+database/sql.(*DB).conn(0xc0000f2000, {0xb6c8f0, 0xf4c0c0}, 0x1)
+	/usr/local/go/src/database/sql/sql.go:1371 +0x5a5
+example.com/app/store.(*Store).Legacy(0xc00001e0f0)
+	/src/app/store/legacy.go:12 +0x45
+created by example.com/app.main in goroutine 1
+	/src/app/main.go:21 +0x9a
+`
+
+// TestPgxWaiters: a pgxpool pool's monitor lists the goroutines waiting in
+// its own Acquire, not database/sql's waiters nor another pgxpool's.
+func TestPgxWaiters(t *testing.T) {
+	for _, tc := range []struct {
+		pool string
+		want int
+	}{{"0xc000180000", 1}, {"0xc000990000", 0}} {
+		f := newFixture(t, Config{})
+		st := &scripted{sql.DBStats{MaxOpenConnections: 1, InUse: 1}}
+		m, _ := newTestMonitor(t, f, st, pgxWaiterDump)
+		m.db, m.pgx = tc.pool, true
+		ws := m.waiters()
+		if len(ws) != tc.want {
+			t.Fatalf("pool %s: waiters %+v; want %d", tc.pool, ws, tc.want)
+		}
+		if tc.want == 1 && (ws[0].Goroutine != 21 || ws[0].Origin != "store/orders.go:41") {
+			t.Errorf("waiter %+v; want goroutine 21 at store/orders.go:41", ws[0])
+		}
+	}
+	gs := gdump.Parse([]byte(pgxWaiterDump))
+	if len(gs) != 2 || gs[0].PgxPool != "0xc000180000" || gs[1].PgxPool != "" || gs[1].ConnDB != "0xc0000f2000" {
+		t.Errorf("parsed %+v", gs)
+	}
+}
