@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -118,9 +119,24 @@ func TestRecordStacks(t *testing.T) {
 		if !*recordStacks {
 			continue
 		}
-		text := "# " + d + ".\n# Recorded from a real run: go test ./pgxwatch -run TestRecordStacks -record-stacks\n" + st
+		text := "# " + d + ".\n# Recorded from a real run: go test ./pgxwatch -run TestRecordStacks -record-stacks; paths normalised.\n" + normalise(t, st)
 		if err := os.WriteFile(filepath.Join("..", "testdata", "stacks", name+".txt"), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// normalise maps the module cache to /home/dev/go/pkg/mod and this
+// repository to /home/dev/src/sqlwatch, as in the other fixtures.
+func normalise(t *testing.T, st string) string {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = strings.ReplaceAll(st, strings.TrimSpace(string(out))+"/", "/home/dev/go/pkg/mod/")
+	return strings.ReplaceAll(st, repo+"/", "/home/dev/src/sqlwatch/")
 }
