@@ -208,6 +208,7 @@ func (c *conn) IsValid() bool {
 	if c.sql.bits != 0 || c.sql.status != nil {
 		c.sqlRelease(ok)
 	}
+	c.p.tracker.NoteReturn()
 	c.endCheckout()
 	return ok
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"io"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/ngrok/sqlmw"
@@ -126,23 +127,36 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, err
 	}
 	cn, dc := newConn(ci, c.pool)
-	if connectForCaller() {
+	switch by, caller := connectCaller(); by {
+	case byCaller:
 		cn.checkout()
+	case byWrapper:
+		c.pool.tracker.NoteWrapperOpen(caller)
 	}
 	return dc, nil
 }
 
-// connectForCaller reports whether database/sql's (*DB).conn, which
-// hands the new conn to its own caller, is on the calling goroutine's
-// stack, before its opener ((*DB).openNewConnection). Called only by
-// Connect, which dials a connection anyway; it looks up function names
-// without symbolizing files and lines, and does not allocate. Any other
-// caller (a connector wrapped around this one and called elsewhere) gets
-// false: the first use starts the checkout, as for the opener's conns.
-func connectForCaller() bool {
+// Who called Connect (see connectCaller).
+const (
+	byOpener  = iota // database/sql's opener goroutine
+	byCaller         // (*DB).conn, for its own caller
+	byWrapper        // a function outside database/sql: a wrapper's connector
+)
+
+// connectCaller tells who called Connect: database/sql's (*DB).conn,
+// which hands the new conn to its own caller (byCaller), its opener
+// ((*DB).openNewConnection: byOpener), or a function outside database/sql
+// (byWrapper, with its name): a driver wrapper's connector opened over
+// sqlwatch's, whose conns database/sql holds and which may not pass
+// IsValid on (track.Tracker.NoteWrapperOpen). Called only by Connect,
+// which dials a connection anyway; it looks up function names without
+// symbolizing files and lines, and does not allocate but for a wrapper's
+// name. A wrapper's conns start their checkouts at their first use, as the
+// opener's do.
+func connectCaller() (by int, caller string) {
 	var pcs [32]uintptr
 	n := runtime.Callers(3, pcs[:])
-	for _, pc := range pcs[:n] {
+	for i, pc := range pcs[:n] {
 		// pc is a return address: pc-1 is in the call. For a call
 		// inlined into its caller, FuncForPC names the innermost
 		// function.
@@ -150,14 +164,32 @@ func connectForCaller() bool {
 		if f == nil {
 			continue
 		}
-		switch f.Name() {
+		name := f.Name()
+		if i == 0 && !strings.HasPrefix(name, "database/sql.") {
+			return byWrapper, name
+		}
+		switch name {
 		case "database/sql.(*DB).conn":
-			return true
+			return byCaller, ""
 		case "database/sql.(*DB).openNewConnection", "database/sql.(*DB).connectionOpener":
-			return false
+			return byOpener, ""
 		}
 	}
-	return false
+	return byOpener, ""
+}
+
+// openedBy names the caller of the caller of the function calling it: for
+// Open, which database/sql never calls on a pool (sql.Open takes
+// OpenConnector), the driver wrapper or program that opened the conn.
+func openedBy() string {
+	pc, _, _, ok := runtime.Caller(2)
+	if !ok {
+		return "unknown"
+	}
+	if f := runtime.FuncForPC(pc - 1); f != nil {
+		return f.Name()
+	}
+	return "unknown"
 }
 
 // Driver returns the wrapped driver, bound to this pool.

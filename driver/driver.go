@@ -178,6 +178,7 @@ func (d *wrappedDriver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.direct.tracker.NoteWrapperOpen(openedBy())
 	_, dc := newConn(c, d.direct)
 	return dc, nil
 }
@@ -229,6 +230,7 @@ func (d *poolDriver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.pool.tracker.NoteWrapperOpen(openedBy())
 	_, dc := newConn(c, d.pool)
 	return dc, nil
 }

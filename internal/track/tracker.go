@@ -162,6 +162,8 @@ type Tracker struct {
 	seen       map[string]bool // misuse sites already logged (watchdog only)
 	deathIdles []time.Duration // watchdog only
 	hinted     bool            // watchdog only
+
+	returnsState returnsState // whether conn returns can be seen (returns.go)
 }
 
 const numShards = 32
@@ -1028,14 +1030,16 @@ func (t *Tracker) OpenIDs(into map[ID]struct{}) {
 
 // Uncovered describes the open resources whose id is not in before,
 // leaving out the conn checkouts held by a tx or rows (which are
-// described instead), in no particular order. It symbolizes stacks: it
+// described instead), and every conn checkout while the pool's returns
+// are hidden (see returnsState), in no particular order. It symbolizes stacks: it
 // is for the test gate, not for every statement.
 func (t *Tracker) Uncovered(before map[ID]struct{}) []Report {
+	hidden := t.returnsHidden()
 	snaps := t.collect(func(r *Resource) bool {
 		if _, old := before[r.id()]; old {
 			return false
 		}
-		return !r.covered()
+		return !r.covered() && !(hidden && r.kind == KindConn)
 	})
 	if len(snaps) == 0 {
 		return nil

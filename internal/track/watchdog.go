@@ -66,9 +66,14 @@ func (t *Tracker) Scan() {
 	now := t.cfg.Now()
 	nowNS := clock.Of(now)
 	var dropped int64
+	hidden, withheld := t.returnsHidden(), false
 	snaps := t.collectOldest(nowNS, t.scanHorizon(), func(r *Resource) bool {
 		th := t.cfg.Thresholds[r.kind]
 		if th <= 0 || r.reported || r.covered() || r.uncoveredAge(nowNS) < th {
+			return false
+		}
+		if hidden && r.kind == KindConn {
+			withheld = true // not marked: reported once a return is seen
 			return false
 		}
 		r.reported = true
@@ -86,6 +91,9 @@ func (t *Tracker) Scan() {
 		snaps[0].suppressed, t.suppressed = t.suppressed, 0
 	}
 	t.suppressed += dropped
+	if withheld {
+		t.warnHidden()
+	}
 	for i := range snaps {
 		t.reportLeak(&snaps[i], now)
 	}
