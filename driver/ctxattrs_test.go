@@ -134,7 +134,7 @@ func TestContextAttrsInLeakReports(t *testing.T) {
 }
 
 // TestContextAttrsOff: without the option a report has no attrs, even
-// under a context that carries a request id.
+// under a context that carries a request id: a tx's, a conn checkout's.
 func TestContextAttrsOff(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		db, ch := open(t, b)
@@ -147,6 +147,17 @@ func TestContextAttrsOff(t *testing.T) {
 			t.Errorf("attrs %v without the option", r.Attrs)
 		}
 		tx.Rollback()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if r := ch.wait(t, leak.KindConn, false); r.Attrs != nil {
+			t.Errorf("conn checkout's attrs %v without the option", r.Attrs)
+		}
+		conn.Close()
 	})
 }
 
