@@ -127,7 +127,7 @@ func (c *conn) checkout() *track.Resource {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, track.KindConn, 2)
 		c.stmts = 0
 		c.explained = false
-		c.attrsDue = c.p.tracker.HasContextAttrs()
+		c.attrsDue = c.p.attrs
 		if c.sql.bits&sqlPending != 0 {
 			c.sqlRetaken()
 		}

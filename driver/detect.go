@@ -223,8 +223,19 @@ func (p *pool) appFunc(name string) bool {
 
 // check runs before a statement (or checkout) on c: a goroutine bypassing
 // its own tx, and statements issued over open rows. ctx is the
-// statement's: a report takes its context attributes (only then).
+// statement's: a report takes its context attributes (only then). Small
+// enough to inline: without open rows or listed txs it costs a few loads.
 func (c *conn) check(ctx context.Context, query string) {
+	// Txs are listed only when tx_bypass is on; checkAll checks that,
+	// and c.tx.
+	if c.openRows > 0 || c.p.txs.open.Load() > 0 {
+		c.checkAll(ctx, query)
+	}
+}
+
+// checkAll is check's body, for a conn with open rows or a pool with
+// listed txs.
+func (c *conn) checkAll(ctx context.Context, query string) {
 	c.checkRows(ctx, query)
 	if p := c.p; c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
 		p.txs.bypass(p, goid.Get(), c, ctx, query)
