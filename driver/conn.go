@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
+	"log/slog"
 	"runtime"
 	"strings"
 	"time"
@@ -55,6 +56,11 @@ type conn struct {
 	resBuf  track.Resource  // where res is kept
 	tx      *tx             // the open transaction on this conn
 	discard bool            // make the next IsValid report false
+
+	// attrsDue is true, with WithContextAttrs, from the start of a
+	// checkout until its first call with a context takes the checkout's
+	// context attributes (takeAttrs).
+	attrsDue bool
 
 	// explained is true once a bad connection on the current checkout
 	// would be no news of a server or network kill (see failed): one was
@@ -121,6 +127,7 @@ func (c *conn) checkout() *track.Resource {
 		c.res = c.p.tracker.OpenIn(&c.resBuf, track.KindConn, 2)
 		c.stmts = 0
 		c.explained = false
+		c.attrsDue = c.p.attrs
 		if c.sql.bits&sqlPending != 0 {
 			c.sqlRetaken()
 		}
@@ -129,8 +136,22 @@ func (c *conn) checkout() *track.Resource {
 	return nil
 }
 
+// takeAttrs gives the checkout the context attributes of ctx, the
+// context of its first call that has one (database/sql gives none at
+// checkout), and returns them. The caller checks attrsDue first, so that
+// without WithContextAttrs a statement pays one load and one branch.
+func (c *conn) takeAttrs(ctx context.Context) []slog.Attr {
+	c.attrsDue = false
+	a := c.p.tracker.ContextAttrs(ctx)
+	if c.res != nil {
+		c.res.SetAttrs(a)
+	}
+	return a
+}
+
 // endCheckout marks the conn as back in the pool (or closed).
 func (c *conn) endCheckout() {
+	c.attrsDue = false
 	if c.res != nil {
 		if c.p.rec.Enabled() {
 			c.p.tracker.CloseHeld(c.res, c.res.Elapsed())
@@ -236,6 +257,9 @@ func (c *conn) Prepare(query string) (driver.Stmt, error) {
 
 func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	fresh := c.checkout()
+	if c.attrsDue {
+		c.takeAttrs(ctx)
+	}
 	var (
 		si  driver.Stmt
 		err error
@@ -250,7 +274,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	if err != nil {
 		// A prepare that fails (MySQL: "busy buffer" over open rows)
 		// is checked here; one that succeeds is checked when it runs.
-		c.check(query)
+		c.check(ctx, query)
 		c.failed(ctx, err, query)
 		return nil, err
 	}
@@ -271,7 +295,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	// A BEGIN over open rows is checked; a BEGIN by a goroutine with a
 	// tx of its own open is no bypass (two txs on purpose, or a new call
 	// of a function that leaked its tx earlier).
-	c.checkRows("BEGIN")
+	c.checkRows(ctx, "BEGIN")
 	start := c.p.begin()
 	if ic := c.p.ic; ic != nil {
 		ctx, ti, err = ic.ConnBeginTx(ctx, c.bc, opts)
@@ -280,10 +304,21 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	end := c.p.done(record.OpBegin, start, err)
 	if err != nil {
+		if c.attrsDue {
+			c.takeAttrs(begin)
+		}
 		c.failed(ctx, err, "")
 		return nil, err
 	}
-	res := c.p.tracker.OpenLike(track.KindTx, track.Opening{Like: fresh, Holder: c.res, At: end, Attrs: c.p.tracker.ContextAttrs(begin)}, 1)
+	// The tx's context attributes are the checkout's too when this is
+	// the checkout's first call with a context: f is called once.
+	var attrs []slog.Attr
+	if c.attrsDue {
+		attrs = c.takeAttrs(begin)
+	} else {
+		attrs = c.p.tracker.ContextAttrs(begin)
+	}
+	res := c.p.tracker.OpenLike(track.KindTx, track.Opening{Like: fresh, Holder: c.res, At: end, Attrs: attrs}, 1)
 	t := &tx{inner: ti, c: c, ctx: ctx, begin: begin, res: res}
 	if c.p.detect&detectBypass != 0 {
 		t.goid = t.res.Goroutine()
@@ -291,7 +326,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	c.tx = t
 	if c.sql.bits != 0 {
-		c.sqlBegun()
+		c.sqlBegun(attrs)
 	}
 	return t, nil
 }
@@ -302,6 +337,9 @@ func (c *conn) Ping(ctx context.Context) error {
 		return nil
 	}
 	c.checkout()
+	if c.attrsDue {
+		c.takeAttrs(ctx)
+	}
 	if ic := c.p.ic; ic != nil {
 		return ic.ConnPing(ctx, p)
 	}
@@ -310,6 +348,9 @@ func (c *conn) Ping(ctx context.Context) error {
 
 func (c *conn) execContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	c.checkout()
+	if c.attrsDue {
+		c.takeAttrs(ctx)
+	}
 	var (
 		r   driver.Result
 		err error
@@ -325,14 +366,14 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	// On ErrSkip database/sql prepares the statement and runs it again:
 	// it is counted and checked there.
 	if err != driver.ErrSkip {
-		c.check(query)
+		c.check(ctx, query)
 		if err != nil {
 			c.failed(ctx, err, query)
 		}
 		c.noteTimed(query, slot(record.OpExec, end), d)
 		c.used(end)
 		if c.mayBegin(query) {
-			c.sqlText(query, err)
+			c.sqlText(ctx, query, err)
 		}
 	}
 	return r, err
@@ -354,11 +395,14 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	if err == driver.ErrSkip {
 		return nil, err
 	}
-	c.check(query)
+	c.check(ctx, query)
 	if c.mayBegin(query) {
-		c.sqlText(query, err)
+		c.sqlText(ctx, query, err)
 	}
 	if err != nil {
+		if c.attrsDue {
+			c.takeAttrs(ctx)
+		}
 		c.failed(ctx, err, query)
 		c.noteTimed(query, slot(record.OpQuery, end), d)
 		c.used(end)

@@ -25,6 +25,7 @@ type pool struct {
 	rec     *record.Recorder
 	ic      sqlmw.Interceptor // nil unless WithInterceptor
 	detect  detectors         // the misuse detectors that are on
+	attrs   bool              // WithContextAttrs is set (tracker.HasContextAttrs)
 	txs     txIndex           // open transactions by goroutine, for tx_bypass
 	filter  *callstack.Filter // the tracker's: which frames are the application's
 	appPCs  frames.Cache      // filter's answer by return address, for tx_bypass
@@ -87,7 +88,7 @@ func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
 		return nil, err
 	}
 	return &pool{tracker: t, rec: record.NewRecorder(cfg.DBName), ic: d.opts.interceptor, detect: detectAll &^ d.opts.disabled,
-		filter: cfg.Filter, grammar: g}, nil
+		attrs: t.HasContextAttrs(), filter: cfg.Filter, grammar: g}, nil
 }
 
 // connector opens the conns of one pool.

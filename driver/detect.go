@@ -127,7 +127,7 @@ func (x *txIndex) unlinkLocked(s *txShard, g int64, t *tx) {
 // a frame of g that began a listed tx (not on c, its context not ended)
 // still runs, the statement bypasses the oldest such tx, which it
 // reports, once per place; txs whose frame returned leave the list.
-func (x *txIndex) bypass(p *pool, g int64, c *conn, query string) {
+func (x *txIndex) bypass(p *pool, g int64, c *conn, ctx context.Context, query string) {
 	s := &x.shards[uint64(g)%uint64(len(x.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -174,6 +174,7 @@ func (x *txIndex) bypass(p *pool, g int64, c *conn, query string) {
 	}
 	if !e.Repeat {
 		e.Here.Capture(2)
+		e.HereAttrs = p.tracker.ContextAttrs(ctx)
 	}
 	p.tracker.ReportMisuse(e)
 }
@@ -221,17 +222,29 @@ func (p *pool) appFunc(name string) bool {
 }
 
 // check runs before a statement (or checkout) on c: a goroutine bypassing
-// its own tx, and statements issued over open rows.
-func (c *conn) check(query string) {
-	c.checkRows(query)
+// its own tx, and statements issued over open rows. ctx is the
+// statement's: a report takes its context attributes (only then). Small
+// enough to inline: without open rows or listed txs it costs a few loads.
+func (c *conn) check(ctx context.Context, query string) {
+	// Txs are listed only when tx_bypass is on; checkAll checks that,
+	// and c.tx.
+	if c.openRows > 0 || c.p.txs.open.Load() > 0 {
+		c.checkAll(ctx, query)
+	}
+}
+
+// checkAll is check's body, for a conn with open rows or a pool with
+// listed txs.
+func (c *conn) checkAll(ctx context.Context, query string) {
+	c.checkRows(ctx, query)
 	if p := c.p; c.tx == nil && p.detect&detectBypass != 0 && p.txs.open.Load() > 0 {
-		p.txs.bypass(p, goid.Get(), c, query)
+		p.txs.bypass(p, goid.Get(), c, ctx, query)
 	}
 }
 
 // checkRows reports a statement issued over open rows of c: by another
 // goroutine (concurrent), or by the rows' own (open_rows).
-func (c *conn) checkRows(query string) {
+func (c *conn) checkRows(ctx context.Context, query string) {
 	p := c.p
 	if c.openRows > 0 {
 		c.explained = true // the driver may refuse or lose the conn: see failed
@@ -249,7 +262,7 @@ func (c *conn) checkRows(query string) {
 			}
 		}
 		if on && there != nil {
-			c.report(&track.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
+			c.report(ctx, &track.MisuseEvent{Kind: kind, Query: query, HereGoroutine: g, There: there.res})
 		}
 	}
 }
@@ -284,7 +297,7 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 		if c.tx != nil {
 			e.Self = c.tx.res
 		}
-		c.report(e)
+		c.report(ctx, e)
 	case cl == errclass.ClassBadConn && !c.explained:
 		c.explained = true
 		idle := clock.Since(c.lastUsed)
@@ -298,15 +311,17 @@ func (c *conn) failed(ctx context.Context, err error, query string) {
 		}
 		p.tracker.ConnDied(state, idle)
 		if state != track.DeathIdle && p.detect&detectKilled != 0 && holder != nil {
-			c.report(&track.MisuseEvent{Kind: track.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
+			c.report(ctx, &track.MisuseEvent{Kind: track.MisuseConnKilled, Class: cl.String(), Query: query, HereGoroutine: goid.Get(),
 				There: holder, Age: holder.Elapsed(), Idle: idle, State: state})
 		}
 	}
 }
 
-// report captures the caller's stack and hands the event to the tracker.
-func (c *conn) report(e *track.MisuseEvent) {
+// report captures the caller's stack and the context attributes of ctx,
+// the statement's, and hands the event to the tracker.
+func (c *conn) report(ctx context.Context, e *track.MisuseEvent) {
 	e.Here.Capture(2)
+	e.HereAttrs = c.p.tracker.ContextAttrs(ctx)
 	c.p.tracker.ReportMisuse(e)
 }
 

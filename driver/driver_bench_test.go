@@ -13,7 +13,8 @@ import (
 )
 
 // The wrapper's own cost over the in-memory fake driver: raw, sqlmw with
-// an empty interceptor, and sqlwatch.
+// an empty interceptor, sqlwatch, and sqlwatch with WithContextAttrs
+// under a context that carries a request id (sqlwatch_ctx).
 
 func benchDBs(b *testing.B) map[string]*sql.DB {
 	b.Helper()
@@ -24,7 +25,11 @@ func benchDBs(b *testing.B) map[string]*sql.DB {
 		b.Fatal(err)
 	}
 	watched := sql.OpenDB(c)
-	dbs := map[string]*sql.DB{"raw": raw, "sqlmw": mw, "sqlwatch": watched}
+	c, err = driver.NewConnector(fakedb.New(fakedb.Full).Connector(), quiet(), driver.WithContextAttrs(requestAttrs))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dbs := map[string]*sql.DB{"raw": raw, "sqlmw": mw, "sqlwatch": watched, "sqlwatch_ctx": sql.OpenDB(c)}
 	b.Cleanup(func() {
 		for _, db := range dbs {
 			db.Close()
@@ -43,13 +48,17 @@ func (c sqlmwConnector) Driver() sqldriver.Driver {
 	return sqlmw.Driver(c.fd.Driver(), sqlmw.NullInterceptor{})
 }
 
-func runBench(b *testing.B, op func(db *sql.DB) error) {
-	for _, name := range []string{"raw", "sqlmw", "sqlwatch"} {
+func runBench(b *testing.B, op func(ctx context.Context, db *sql.DB) error) {
+	for _, name := range []string{"raw", "sqlmw", "sqlwatch", "sqlwatch_ctx"} {
 		b.Run(name, func(b *testing.B) {
 			db := benchDBs(b)[name]
+			ctx := context.Background()
+			if name == "sqlwatch_ctx" {
+				ctx = context.WithValue(ctx, requestIDKey{}, "req-bench")
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := op(db); err != nil {
+				if err := op(ctx, db); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -58,13 +67,11 @@ func runBench(b *testing.B, op func(db *sql.DB) error) {
 }
 
 func BenchmarkExec(b *testing.B) {
-	ctx := context.Background()
-	runBench(b, func(db *sql.DB) error { _, err := db.ExecContext(ctx, "INSERT x", 1); return err })
+	runBench(b, func(ctx context.Context, db *sql.DB) error { _, err := db.ExecContext(ctx, "INSERT x", 1); return err })
 }
 
 func BenchmarkQueryNextClose(b *testing.B) {
-	ctx := context.Background()
-	runBench(b, func(db *sql.DB) error {
+	runBench(b, func(ctx context.Context, db *sql.DB) error {
 		rows, err := db.QueryContext(ctx, "SELECT ROWS 1")
 		if err != nil {
 			return err
@@ -76,8 +83,7 @@ func BenchmarkQueryNextClose(b *testing.B) {
 }
 
 func BenchmarkBeginExecCommit(b *testing.B) {
-	ctx := context.Background()
-	runBench(b, func(db *sql.DB) error {
+	runBench(b, func(ctx context.Context, db *sql.DB) error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err

@@ -10,9 +10,9 @@ import (
 // conn, so that every iteration opens a brand-new conn (Connect) and
 // closes it: the cost of finding database/sql's caller in Connect.
 func BenchmarkFreshConn(b *testing.B) {
-	runBench(b, func(db *sql.DB) error {
+	runBench(b, func(ctx context.Context, db *sql.DB) error {
 		db.SetMaxIdleConns(-1)
-		c, err := db.Conn(context.Background())
+		c, err := db.Conn(ctx)
 		if err != nil {
 			return err
 		}

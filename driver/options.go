@@ -106,15 +106,20 @@ func WithInterval(d time.Duration) Option {
 }
 
 // WithContextAttrs has sqlwatch call f with the context a transaction is
-// begun under (the one given to BeginTx), once per transaction, and show
-// the attributes it returns — a request id, a route, an OpenTelemetry
-// trace and span id — in the transaction's leak report and release line
-// (leak.Report.Attrs), in misuse reports that name it (Site.Attrs,
-// TxHolder.Attrs), on the live page and in the test gate's failure. f
-// should return nil quickly when the context carries nothing. The
-// attributes are the user's choice and are logged as they are: they must
-// not carry secrets. At most 8 are kept, keys cut to 64 bytes, values
-// turned to text and cut to 256 bytes; a panic in f is recovered and
+// begun under (the one given to BeginTx), once per transaction; with the
+// context of a conn checkout's first call that has one (a statement,
+// BeginTx, Prepare, Ping), once per checkout; with the context of a query
+// that opens rows outside a transaction; and with the context of a
+// statement that shows a misuse. It shows the attributes f returns — a
+// request id, a route, an OpenTelemetry trace and span id — in the
+// transaction's, conn's or rows' leak report and release line
+// (leak.Report.Attrs), in misuse reports (Site.Attrs of both sides,
+// TxHolder.Attrs), in pool alerts (Holder.Attrs), on the live page and in
+// the test gate's failure. A conn taken again from the pool never shows an
+// earlier checkout's. f should return nil quickly when the context carries
+// nothing. The attributes are the user's choice and are logged as they are:
+// they must not carry secrets. At most 8 are kept, keys cut to 64 bytes,
+// values turned to text and cut to 256 bytes; a panic in f is recovered and
 // counted. Without this option nothing is called. See docs/integrations.md.
 func WithContextAttrs(f func(ctx context.Context) []slog.Attr) Option {
 	return optionFunc(func(o *options) error {

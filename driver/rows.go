@@ -70,10 +70,14 @@ func newRows(ri driver.Rows, c *conn, ctx context.Context, like *track.Resource,
 
 // rowsAttrs are the context attributes of rows (WithContextAttrs): those
 // of the conn's tx when the rows are its (taken once, at BeginTx), else
-// the query's context's.
+// the query's context's, which are the checkout's too when the query is
+// its first call with a context (f is called once for both).
 func rowsAttrs(c *conn, ctx context.Context) []slog.Attr {
 	if t := c.tx; t != nil && t.res != nil {
 		return t.res.Attrs()
+	}
+	if c.attrsDue {
+		return c.takeAttrs(ctx)
 	}
 	return c.p.tracker.ContextAttrs(ctx)
 }

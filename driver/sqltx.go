@@ -1,7 +1,9 @@
 package driver
 
 import (
+	"context"
 	"database/sql/driver"
+	"log/slog"
 	"reflect"
 	"unicode/utf8"
 
@@ -59,8 +61,9 @@ type sqlTx struct {
 type sqlSite struct {
 	st    callstack.Stack
 	goid  int64
-	at    int64  // internal/clock
-	query string // cut and copied: never the application's string
+	at    int64       // internal/clock
+	query string      // cut and copied: never the application's string
+	attrs []slog.Attr // the checkout's context attributes (WithContextAttrs)
 }
 
 // txStatuser is pgconn.PgConn's TxStatus: 'I' idle, 'T' in a
@@ -142,7 +145,7 @@ var beginByte = [256]bool{'B': true, 'b': true, 'S': true, 's': true,
 // sqlText is called after a statement ran on c when mayBegin (err is its
 // error, never driver.ErrSkip). Inside a driver tx the text is that tx's
 // business.
-func (c *conn) sqlText(query string, err error) {
+func (c *conn) sqlText(ctx context.Context, query string, err error) {
 	if c.sql.bits == 0 && surelyNone(query) {
 		return // SELECT, SHOW, SAVEPOINT...
 	}
@@ -158,7 +161,7 @@ func (c *conn) sqlText(query string, err error) {
 		// The first statement of the checkout after a release inside the
 		// tx, unless it ends it (a ROLLBACK on taking a conn is a cure).
 		s.bits &^= sqlLeft
-		c.reportSQLTx(track.SQLTxReused, query, nil)
+		c.reportSQLTx(track.SQLTxReused, query, nil, c.p.tracker.ContextAttrs(ctx))
 	}
 	if err != nil {
 		// No change, except where the server rolls back the whole tx on
@@ -183,14 +186,14 @@ func (c *conn) sqlText(query string, err error) {
 		// MySQL: a BEGIN in a tx commits it and begins a new one;
 		// PostgreSQL: it is a warning, the tx goes on.
 		if s.bits&sqlOpen == 0 || s.dialect == dialectMySQL {
-			s.begin = site(s.begin, query)
+			s.begin = c.site(s.begin, query)
 			s.bits = s.bits&^(sqlReported|sqlLeft) | sqlOpen
 		}
 	case verbEnd:
 		s.bits &^= sqlOpen
 	case verbAutocommitOff:
 		if s.bits&sqlManual == 0 {
-			s.off = site(s.off, query)
+			s.off = c.site(s.off, query)
 			s.bits |= sqlManual
 		}
 	case verbAutocommitOn:
@@ -235,8 +238,9 @@ func (s *sqlTx) settle() {
 }
 
 // site records where the statement query, run by the caller's caller's
-// caller, began a tx, in st (allocated if nil).
-func site(st *sqlSite, query string) *sqlSite {
+// caller, began a tx (or released the conn inside one), in st (allocated
+// if nil), with the checkout's context attributes.
+func (c *conn) site(st *sqlSite, query string) *sqlSite {
 	if st == nil {
 		st = new(sqlSite)
 	}
@@ -244,6 +248,10 @@ func site(st *sqlSite, query string) *sqlSite {
 	st.goid = goid.Get()
 	st.at = clock.Now()
 	st.query = cutText(query)
+	st.attrs = nil
+	if c.res != nil {
+		st.attrs = c.res.Attrs()
+	}
 	return st
 }
 
@@ -268,11 +276,11 @@ func cutText(q string) string {
 // begun with SQL: MySQL's START TRANSACTION commits it, PostgreSQL folds
 // it into the driver's tx, which ends it (SQLite and lib/pq refuse the
 // BeginTx).
-func (c *conn) sqlBegun() {
+func (c *conn) sqlBegun(attrs []slog.Attr) {
 	s := &c.sql
 	if s.bits&sqlLeft != 0 && c.p.detect&detectSQLTx != 0 {
 		s.bits &^= sqlLeft
-		c.reportSQLTx(track.SQLTxReused, "BEGIN", nil)
+		c.reportSQLTx(track.SQLTxReused, "BEGIN", nil, attrs)
 	}
 	s.bits &^= sqlOpen
 	s.settle()
@@ -302,7 +310,7 @@ func (c *conn) sqlRelease(ok bool) {
 	if (s.bits&(sqlOpen|sqlManual) == 0 && s.status == nil) || s.bits&sqlReported != 0 {
 		return
 	}
-	s.rel = site(s.rel, "")
+	s.rel = c.site(s.rel, "")
 	if s.bits&(sqlOpen|sqlManual) == 0 {
 		// The driver says the conn is in a tx no recognised statement
 		// began: the report names the release, with the checkout's age.
@@ -324,7 +332,7 @@ func (c *conn) sqlRetaken() {
 	s.bits = s.bits&^sqlPending | sqlLeft
 	// pgx's ResetSession refuses a conn in a tx: no conn death.
 	c.explained = true
-	c.reportSQLTx(track.SQLTxReleased, "", s.rel)
+	c.reportSQLTx(track.SQLTxReleased, "", s.rel, nil)
 }
 
 // sqlClosed is called when c is closed while a release inside a tx is
@@ -335,15 +343,16 @@ func (c *conn) sqlRetaken() {
 func (c *conn) sqlClosed() {
 	s := &c.sql
 	if s.rel.goid != goid.Get() {
-		c.reportSQLTx(track.SQLTxReleased, "", s.rel)
+		c.reportSQLTx(track.SQLTxReleased, "", s.rel, nil)
 	}
 	s.bits = 0
 }
 
 // reportSQLTx reports a sql_tx_leak: here is where the conn was released
-// (nil: the caller's caller, captured now), and the tx is named by the
-// statement that began it.
-func (c *conn) reportSQLTx(state, query string, here *sqlSite) {
+// (nil: the caller's caller, captured now, whose statement's context
+// attributes are hereAttrs), and the tx is named by the statement that
+// began it.
+func (c *conn) reportSQLTx(state, query string, here *sqlSite, hereAttrs []slog.Attr) {
 	e := &track.MisuseEvent{Kind: track.MisuseSQLTxLeak, State: state, Query: query}
 	s := &c.sql
 	var at *sqlSite
@@ -354,14 +363,14 @@ func (c *conn) reportSQLTx(state, query string, here *sqlSite) {
 		at = s.off
 	}
 	if at != nil {
-		e.ThereStack, e.ThereGoroutine, e.ThereQuery = at.st, at.goid, at.query
+		e.ThereStack, e.ThereGoroutine, e.ThereQuery, e.ThereAttrs = at.st, at.goid, at.query, at.attrs
 		e.Age = clock.Since(at.at)
 	}
 	if here != nil {
-		e.Here, e.HereGoroutine = here.st, here.goid
+		e.Here, e.HereGoroutine, e.HereAttrs = here.st, here.goid, here.attrs
 	} else {
 		e.Here.Capture(2)
-		e.HereGoroutine = goid.Get()
+		e.HereGoroutine, e.HereAttrs = goid.Get(), hereAttrs
 	}
 	c.p.tracker.ReportMisuse(e)
 }

@@ -104,6 +104,9 @@ func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
 
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
 	s.c.checkout()
+	if s.c.attrsDue {
+		s.c.takeAttrs(ctx)
+	}
 	s.c.note(s.query)
 	var (
 		r   driver.Result
@@ -117,9 +120,9 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 		r, err = s.sec.ExecContext(ctx, args)
 	}
 	end := s.c.p.done(record.OpExec, start, err)
-	s.c.check(s.query)
+	s.c.check(ctx, s.query)
 	if s.c.mayBegin(s.query) {
-		s.c.sqlText(s.query, err)
+		s.c.sqlText(ctx, s.query, err)
 	}
 	if err != nil {
 		// Before used: failed reports how long the conn sat idle.
@@ -143,11 +146,14 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		ri, err = s.sqc.QueryContext(ctx, args)
 	}
 	end := s.c.p.done(record.OpQuery, start, err)
-	s.c.check(s.query)
+	s.c.check(ctx, s.query)
 	if s.c.mayBegin(s.query) {
-		s.c.sqlText(s.query, err)
+		s.c.sqlText(ctx, s.query, err)
 	}
 	if err != nil {
+		if s.c.attrsDue {
+			s.c.takeAttrs(ctx)
+		}
 		// Before used: failed reports how long the conn sat idle.
 		s.c.failed(ctx, err, s.query)
 		s.c.used(end)

@@ -20,9 +20,26 @@ const (
 // HasContextAttrs reports whether Config.ContextAttrs is set.
 func (t *Tracker) HasContextAttrs() bool { return t.cfg.ContextAttrs != nil }
 
-// Attrs returns the resource's context attributes (Opening.Attrs), which
-// do not change while it is open; nil after it is closed and reused.
+// Attrs returns the resource's context attributes (Opening.Attrs or
+// SetAttrs); nil after it is closed and reused. Only the resource's owner
+// (the driver's wrapper, under database/sql's serialization of a conn's
+// calls) may call it.
 func (r *Resource) Attrs() []slog.Attr { return r.attrs }
+
+// SetAttrs sets the context attributes of the open resource r, from
+// [Tracker.ContextAttrs]: a conn checkout's, taken at its first statement
+// (database/sql gives no context at checkout). It takes r's shard lock
+// unless attrs is nil (r's are nil already: cleared when r was opened).
+// Only r's owner may call it, while r is open.
+func (r *Resource) SetAttrs(attrs []slog.Attr) {
+	if attrs == nil {
+		return
+	}
+	s := r.shard
+	s.mu.Lock()
+	r.attrs = attrs
+	s.mu.Unlock()
+}
 
 // ContextAttrs returns the attributes [Config.ContextAttrs] takes from
 // ctx, bounded and as strings, or nil when the option is not set, the

@@ -51,8 +51,12 @@ type Site struct {
 	Stack     []stack.Frame `json:"-"`
 	Goroutine int64         `json:"goroutine"`
 	Query     string        `json:"query"`
-	// Attrs are the context attributes of the side's tx (see
-	// Report.Attrs); logged as the group "<side>_context".
+	// Attrs are the side's context attributes (see Report.Attrs): for
+	// Here, the statement's context's, logged as the group
+	// "here_context"; for There, those of its tx, rows or conn checkout
+	// (sql_tx_leak: of the checkout that ran the statement that began the
+	// tx), logged as the group "<side>_context" (tx_context,
+	// rows_context, holder_context).
 	Attrs []slog.Attr `json:"-"`
 }
 
@@ -109,7 +113,8 @@ type MisuseEvent struct {
 	Query         string
 	Here          callstack.Stack
 	HereGoroutine int64
-	There         *Resource // the other side's resource, if it has one
+	HereAttrs     []slog.Attr // the statement's context attributes (Tracker.ContextAttrs)
+	There         *Resource   // the other side's resource, if it has one
 	Age, Idle     time.Duration
 	State         string
 	Self          *Resource // lock_conflict: the failing statement's own tx, left out of the holders
@@ -122,6 +127,7 @@ type MisuseEvent struct {
 	ThereStack     callstack.Stack
 	ThereGoroutine int64
 	ThereQuery     string
+	ThereAttrs     []slog.Attr
 }
 
 // ReportMisuse counts e and, unless it is a Repeat, queues it for the
@@ -149,6 +155,7 @@ func (t *Tracker) ReportMisuse(e *MisuseEvent) {
 		ev.there = e.ThereStack
 		ev.thereGoid = e.ThereGoroutine
 		ev.thereQuery = t.queuedText(e.ThereQuery)
+		ev.thereAttrs = e.ThereAttrs
 	}
 	ev.ev.There = nil
 	ev.ev.ThereQuery = ""
@@ -214,6 +221,7 @@ func (t *Tracker) logMisuse(it *misuseItem) {
 	e := &it.ev
 	m := Misuse{Kind: e.Kind, DBName: t.cfg.DBName, Class: e.Class, Age: e.Age, Idle: e.Idle, State: e.State}
 	m.Here = t.site(&e.Here, e.HereGoroutine, e.Query)
+	m.Here.Attrs = e.HereAttrs
 	if it.there.Len() > 0 {
 		m.There = t.site(&it.there, it.thereGoid, it.thereQuery)
 		m.There.Attrs = it.thereAttrs
@@ -296,6 +304,9 @@ func misuseMessage(m *Misuse) (string, []slog.Attr) {
 		slog.Any("stack", frameStrings(m.Here.Stack)),
 		slog.Int64("goroutine", m.Here.Goroutine),
 		slog.String("query", m.Here.Query),
+	}
+	if len(m.Here.Attrs) > 0 {
+		attrs = append(attrs, slog.Attr{Key: "here_context", Value: slog.GroupValue(m.Here.Attrs...)})
 	}
 	other := func(name string) {
 		attrs = append(attrs, slog.Any(name, m.There), slog.Any(name+"_stack", frameStrings(m.There.Stack)))

@@ -77,6 +77,11 @@ type Holder struct {
 	InTx      bool          `json:"in_tx"`
 	LastQuery string        `json:"last_query"`
 	Goroutine int64         `json:"goroutine"`
+	// Attrs are the checkout's context attributes (see Report.Attrs),
+	// taken at its first statement; Context is the same as a map, for
+	// the log's JSON.
+	Attrs   []slog.Attr       `json:"-"`
+	Context map[string]string `json:"context,omitempty"`
 }
 
 // Waiter is one goroutine waiting for a connection of the pool (or of
@@ -427,6 +432,7 @@ func (m *Monitor) holders() []Holder {
 		out = append(out, Holder{
 			Age: rep.Age, AgeText: round(rep.Age).String(), Origin: rep.Origin, Func: rep.Func,
 			InTx: snaps[i].inTx, LastQuery: rep.LastQuery, Goroutine: snaps[i].goid,
+			Attrs: rep.Attrs, Context: attrMap(rep.Attrs),
 		})
 	}
 	return out

@@ -100,10 +100,12 @@ type Config struct {
 	Now func() time.Time
 	// ContextAttrs, when set, takes attributes (a request id, a trace id)
 	// from the context a resource is opened under; the driver calls it
-	// through [Tracker.ContextAttrs] once per tx at BeginTx, never per
-	// statement. They are kept, bounded, on the resource and shown in its
-	// reports (Report.Attrs), its release line, the live page and the
-	// test gate.
+	// through [Tracker.ContextAttrs] once per tx at BeginTx, once per
+	// conn checkout at its first statement and once per result set
+	// outside a tx, never per statement of a tx or checkout, and for the
+	// statement that shows a misuse. They are kept, bounded, on the
+	// resource and shown in its reports (Report.Attrs), its release line,
+	// misuse and pool reports, the live page and the test gate.
 	ContextAttrs func(context.Context) []slog.Attr
 }
 
@@ -304,9 +306,10 @@ type Resource struct {
 	cut        string // the last cut text copied for r, kept across reuse: lastQuery when truncated
 	limit      int32
 
-	// attrs are from Config.ContextAttrs (Opening.Attrs): set before
-	// insert, read-only while open (read without the lock, as stack is);
-	// cleared when r is opened again, bounded (see MaxContextAttrs).
+	// attrs are from Config.ContextAttrs, bounded (see MaxContextAttrs):
+	// set before insert (Opening.Attrs) or, for a conn checkout, once
+	// while open under shard.mu (SetAttrs); read under shard.mu, or
+	// without it by the resource's owner; cleared when r is opened again.
 	attrs []slog.Attr
 }
 

@@ -127,8 +127,9 @@ type Report struct {
 	Suppressed int64
 	// Attrs are the attributes the driver's WithContextAttrs function
 	// took from the context the resource was opened under (a tx: the
-	// context given to BeginTx), bounded, values as strings; nil without
-	// the option. Never modify them: reports of one resource share them.
+	// context given to BeginTx; a conn: that of its checkout's first call
+	// with a context), bounded, values as strings; nil without the option.
+	// Never modify them: reports of one resource share them.
 	Attrs []slog.Attr
 }
 
