@@ -103,7 +103,8 @@ func (tr *tracer) TraceAcquireStart(ctx context.Context, pool *pgxpool.Pool, dat
 
 // TraceAcquireEnd opens the checkout, with the acquiring goroutine's stack
 // (pgxpool calls it in Acquire's deferred function, under the caller's
-// frames).
+// frames) and the context attributes of Acquire's context
+// (driver.WithContextAttrs).
 func (tr *tracer) TraceAcquireEnd(ctx context.Context, pool *pgxpool.Pool, data pgxpool.TraceAcquireEndData) {
 	if data.Err == nil && data.Conn != nil {
 		st := stateOf(data.Conn)
@@ -112,6 +113,9 @@ func (tr *tracer) TraceAcquireEnd(ctx context.Context, pool *pgxpool.Pool, data 
 			t.Close(st.res)
 		}
 		st.res = t.OpenIn(&st.resBuf, track.KindConn, 1)
+		if t.HasContextAttrs() {
+			st.res.SetAttrs(t.ContextAttrs(ctx)) // Acquire's context
+		}
 	}
 	if tr.a != nil {
 		tr.a.TraceAcquireEnd(ctx, pool, data)
