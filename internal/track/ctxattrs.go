@@ -65,9 +65,16 @@ func (t *Tracker) contextAttrs(ctx context.Context) (out []slog.Attr) {
 		return nil
 	}
 	n := min(len(in), MaxContextAttrs)
-	out = make([]slog.Attr, 0, n)
+	// Keys and values are copied, not kept as substrings, so that a cut
+	// value cannot pin the user's larger string: into one string for all
+	// of them (two allocations in all, with the slice).
+	var (
+		parts [2 * MaxContextAttrs]string
+		np    int
+		size  int
+	)
 	for _, a := range in {
-		if len(out) == n {
+		if np == 2*n {
 			break
 		}
 		if a.Key == "" {
@@ -80,12 +87,26 @@ func (t *Tracker) contextAttrs(ctx context.Context) (out []slog.Attr) {
 		} else {
 			s = fmt.Sprint(v.Any())
 		}
-		// Copies, not substrings: a cut value must not pin the user's
-		// larger string.
-		out = append(out, slog.String(strings.Clone(cut(a.Key, MaxContextKey)), strings.Clone(cut(s, MaxContextValue))))
+		parts[np], parts[np+1] = cut(a.Key, MaxContextKey), cut(s, MaxContextValue)
+		size += len(parts[np]) + len(parts[np+1])
+		np += 2
 	}
-	if len(out) == 0 {
+	if np == 0 {
 		return nil
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, p := range parts[:np] {
+		b.WriteString(p)
+	}
+	all := b.String()
+	out = make([]slog.Attr, 0, np/2)
+	for i := 0; i < np; i += 2 {
+		k := all[:len(parts[i])]
+		all = all[len(parts[i]):]
+		v := all[:len(parts[i+1])]
+		all = all[len(parts[i+1]):]
+		out = append(out, slog.String(k, v))
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 func newAttrTracker(t *testing.T, f func(context.Context) []slog.Attr) *Tracker {
@@ -65,5 +66,29 @@ func TestContextAttrsOffNoCall(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { tr.ContextAttrs(context.Background()) }); n != 0 {
 		t.Errorf("%v allocs without the option", n)
+	}
+}
+
+// TestContextAttrsCopiedInTwoAllocs: keys and values are copies (a value
+// never shares the user's string's memory, so a cut one cannot pin it),
+// made with two allocations whatever the number of attributes.
+func TestContextAttrsCopiedInTwoAllocs(t *testing.T) {
+	user := strings.Repeat("v", 4096)
+	in := []slog.Attr{slog.String("request_id", user[:12]), slog.String("route", user), slog.String("trace_id", user[:32])}
+	tr := newAttrTracker(t, func(context.Context) []slog.Attr { return in })
+	got := tr.ContextAttrs(context.Background())
+	if len(got) != 3 || got[0].Key != "request_id" || got[0].Value.String() != user[:12] ||
+		got[1].Key != "route" || got[1].Value.String() != user[:MaxContextValue] || got[2].Value.String() != user[:32] {
+		t.Fatalf("attrs %v", got)
+	}
+	lo, hi := unsafe.StringData(user), unsafe.Add(unsafe.Pointer(unsafe.StringData(user)), len(user))
+	for _, a := range got {
+		p := unsafe.Pointer(unsafe.StringData(a.Value.String()))
+		if uintptr(p) >= uintptr(unsafe.Pointer(lo)) && uintptr(p) < uintptr(hi) {
+			t.Errorf("value of %s shares the user's string's memory", a.Key)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.ContextAttrs(context.Background()) }); n != 2 {
+		t.Errorf("%v allocations; want 2 (the attrs and one string for their text)", n)
 	}
 }
