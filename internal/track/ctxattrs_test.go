@@ -81,10 +81,11 @@ func TestContextAttrsCopiedInTwoAllocs(t *testing.T) {
 		got[1].Key != "route" || got[1].Value.String() != user[:MaxContextValue] || got[2].Value.String() != user[:32] {
 		t.Fatalf("attrs %v", got)
 	}
-	lo, hi := unsafe.StringData(user), unsafe.Add(unsafe.Pointer(unsafe.StringData(user)), len(user))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(user)))
+	hi := lo + uintptr(len(user))
 	for _, a := range got {
-		p := unsafe.Pointer(unsafe.StringData(a.Value.String()))
-		if uintptr(p) >= uintptr(unsafe.Pointer(lo)) && uintptr(p) < uintptr(hi) {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(a.Value.String())))
+		if p >= lo && p < hi {
 			t.Errorf("value of %s shares the user's string's memory", a.Key)
 		}
 	}
