@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sqlwatch/sqlwatch/driver"
@@ -99,6 +100,29 @@ func nameOf(cfg *pgxpool.Config) string {
 // open is no longer reported, though one reported already has its release
 // line logged when it ends. Idempotent; it returns nil.
 func (w *Watch) Close() error { return w.t.Stop() }
+
+// Hijacked tells the watch that conn, taken out of a pool of the
+// instrumented config with pgxpool.Conn.Hijack, has left the pool: its
+// checkout ends, so a conn kept for good (a LISTEN loop, pgxlisten's
+// Connect) is not reported as held. pgx gives no sign of a hijack; call
+// it right after Hijack, on the same goroutine:
+//
+//	c, err := pool.Acquire(ctx)
+//	...
+//	conn := c.Hijack()
+//	w.Hijacked(conn)
+//
+// The conn's later transactions and rows are still tracked. A conn that
+// the watch does not know, one hijacked already, and one with a
+// transaction or rows still open (whose checkout they hold) are ignored.
+func (w *Watch) Hijacked(conn *pgx.Conn) {
+	st := lookup(conn)
+	if st == nil || st.res == nil || st.tx != nil || st.rows != nil {
+		return
+	}
+	w.t.Close(st.res) // not a return to the pool: no hold time
+	st.res = nil
+}
 
 // DBName returns the pool's name in reports and metrics.
 func (w *Watch) DBName() string { return w.t.DBName() }
