@@ -3,8 +3,10 @@ package driver_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +21,13 @@ const hiddenWarning = "conn leak reports of this pool wait"
 // openWrapped opens a pool through a driver wrapper outside sqlwatch
 // (testutil.Wrapper over the Driver of a pool opened through sqlwatch, as
 // uptrace's otelsql.Open does). The pool's log goes to the returned
-// buffer, its reports to the channel.
-func openWrapped(t *testing.T, b backend, w testutil.Wrapper) (*sql.DB, reports, *testutil.LockedBuffer) {
+// buffer, its reports to the channel; watched is the pool whose Driver
+// the wrapper opens conns with (leak.Snapshot sees the conns through it).
+func openWrapped(t *testing.T, b backend, w testutil.Wrapper) (db *sql.DB, ch reports, logs *testutil.LockedBuffer, watched *sql.DB) {
 	t.Helper()
 	dsn := b.dsn(t)
-	ch := make(reports, 100)
-	logs := &testutil.LockedBuffer{}
+	ch = make(reports, 100)
+	logs = &testutil.LockedBuffer{}
 	name := fmt.Sprintf("sqlwatch-%s-%d", b.name, registered.Add(1))
 	if err := driver.RegisterByName(name, b.inner,
 		driver.WithThreshold(leak.KindTx, 300*time.Millisecond),
@@ -33,6 +36,7 @@ func openWrapped(t *testing.T, b backend, w testutil.Wrapper) (*sql.DB, reports,
 		driver.WithInterval(50*time.Millisecond),
 		driver.WithReportFunc(func(r leak.Report) { ch <- r }),
 		driver.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		driver.WithDBName(name),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +50,9 @@ func openWrapped(t *testing.T, b backend, w testutil.Wrapper) (*sql.DB, reports,
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := sql.OpenDB(c)
+	db = sql.OpenDB(c)
 	t.Cleanup(func() { db.Close() })
-	return db, ch, logs
+	return db, ch, logs, watched
 }
 
 // useAndIdle runs correct code on db (a statement, a committed tx, rows
@@ -85,9 +89,10 @@ func TestWrapperHidingReturns(t *testing.T) {
 	for _, viaConnector := range []bool{false, true} {
 		t.Run(fmt.Sprintf("connector=%v", viaConnector), func(t *testing.T) {
 			eachBackend(t, func(t *testing.T, b backend) {
-				db, ch, logs := openWrapped(t, b, testutil.Wrapper{Connector: viaConnector})
+				db, ch, logs, watched := openWrapped(t, b, testutil.Wrapper{Connector: viaConnector})
 				useAndIdle(t, db)
 				ch.none(t, leak.KindConn)
+				checkNoConnListed(t, watched)
 				out := logs.String()
 				if n := strings.Count(out, hiddenWarning); n != 1 {
 					t.Errorf("the reason is logged %d times; want once:\n%s", n, out)
@@ -123,7 +128,7 @@ func TestWrapperPassingReturns(t *testing.T) {
 	for _, viaConnector := range []bool{false, true} {
 		t.Run(fmt.Sprintf("connector=%v", viaConnector), func(t *testing.T) {
 			eachBackend(t, func(t *testing.T, b backend) {
-				db, ch, logs := openWrapped(t, b, testutil.Wrapper{Connector: viaConnector, PassValid: true})
+				db, ch, logs, _ := openWrapped(t, b, testutil.Wrapper{Connector: viaConnector, PassValid: true})
 				useAndIdle(t, db)
 				ch.none(t, leak.KindConn)
 
@@ -179,4 +184,47 @@ func TestLeakedConnFirstCheckout(t *testing.T) {
 		}
 		checkOrigin(t, ch.wait(t, leak.KindConn, false), line)
 	})
+}
+
+// checkNoConnListed fails if the live page lists a conn checkout of the
+// pools named like watched (the wrapper's connector opens a pool of its
+// own under the same name, which leak.Snapshot(watched) would not see).
+func checkNoConnListed(t *testing.T, watched *sql.DB) {
+	t.Helper()
+	st, err := leak.StatsOf(watched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := httptest.NewRecorder()
+	leak.Handler().ServeHTTP(page, httptest.NewRequest("GET", "/?format=json", nil))
+	var listed struct {
+		Pools []struct {
+			DBName    string         `json:"db_name"`
+			Open      map[string]int `json:"open"`
+			Resources []struct {
+				Kind string `json:"kind"`
+			} `json:"resources"`
+		} `json:"pools"`
+	}
+	if err := json.Unmarshal(page.Body.Bytes(), &listed); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, p := range listed.Pools {
+		if p.DBName != st.DBName {
+			continue
+		}
+		seen++
+		if p.Open["conn"] != 0 {
+			t.Errorf("the page counts %d conns checked out in pool %q", p.Open["conn"], p.DBName)
+		}
+		for _, r := range p.Resources {
+			if r.Kind == "conn" {
+				t.Errorf("the page lists a conn checkout in pool %q", p.DBName)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Errorf("the page has no pool %q", st.DBName)
+	}
 }

@@ -424,7 +424,8 @@ func (m *Monitor) callback(a PoolAlert) {
 // holders lists the checked-out conns, oldest first.
 func (m *Monitor) holders() []Holder {
 	now := m.cfg.Now()
-	snaps := m.t.collect(func(r *Resource) bool { return r.kind == KindConn })
+	hidden := m.t.returnsHidden()
+	snaps := m.t.collect(func(r *Resource) bool { return r.kind == KindConn && !unseen(hidden, r) })
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].start.Before(snaps[j].start) })
 	out := make([]Holder, 0, len(snaps))
 	for i := range snaps {

@@ -228,10 +228,14 @@ type rowKey struct {
 func (t *Tracker) groups() map[stackKey]*stackGroup {
 	m := map[stackKey]*stackGroup{}
 	var k stackKey
+	hidden := t.returnsHidden()
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for r := s.head; r != nil; r = r.next {
+			if unseen(hidden, r) {
+				continue
+			}
 			pcs := r.stack.PCs()
 			k.kind, k.n = r.kind, len(pcs)
 			k.covered = r.covered()

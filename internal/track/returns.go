@@ -13,8 +13,9 @@ import (
 // statement on: reported as a leak once idle past the threshold, at the
 // line that last used it. That false report is withheld: while conns of
 // the pool were opened by such a wrapper (NoteWrapperOpen) and no return
-// has been seen yet (NoteReturn), conn checkouts are not reported, and the
-// watchdog says once why. A return seen later ends the wait, and the
+// has been seen yet (NoteReturn), conn checkouts that no tx or rows holds
+// are not reported, listed or counted (unseen), and the watchdog says
+// once why. A return seen later ends the wait, and the
 // checkouts withheld are reported by the next pass if still open.
 type returnsState struct {
 	wrapped atomic.Bool            // a wrapper outside sqlwatch opened a conn
@@ -67,4 +68,14 @@ func (t *Tracker) warnHidden() {
 			slog.String("opened_by", caller),
 			slog.String("threshold", t.cfg.Thresholds[KindConn].String()),
 		})
+}
+
+// unseen reports whether r is a conn checkout that is not known to be
+// one: while the pool's returns are hidden, a conn that no tx or rows
+// holds may be idle in the pool. Such checkouts are left out of the leak
+// reports, the gate, the page, the scrape's counts and the pool alert's
+// holders. hidden is t.returnsHidden(), read once by the caller; r's
+// shard lock is held.
+func unseen(hidden bool, r *Resource) bool {
+	return hidden && r.kind == KindConn && !r.covered()
 }

@@ -828,15 +828,17 @@ func (r *Resource) statementInfoLocked() (int64, string) {
 	return r.statements, q
 }
 
-// OpenCount counts the resources of kind k that are open now. Like
+// OpenCount counts the resources of kind k that are open now (see
+// unseen for conn checkouts). Like
 // Oldest, it is meant for pages and tests.
 func (t *Tracker) OpenCount(k Kind) int {
 	n := 0
+	hidden := t.returnsHidden()
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for r := s.head; r != nil; r = r.next {
-			if r.kind == k {
+			if r.kind == k && !unseen(hidden, r) {
 				n++
 			}
 		}
@@ -850,11 +852,12 @@ func (t *Tracker) OpenCount(k Kind) int {
 // briefly; it is meant for scrapes, not for every statement.
 func (t *Tracker) Oldest(k Kind) (n int, age time.Duration) {
 	var oldest int64
+	hidden := t.returnsHidden()
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for r := s.head; r != nil; r = r.next {
-			if r.kind == k {
+			if r.kind == k && !unseen(hidden, r) {
 				if n == 0 || r.start < oldest {
 					oldest = r.start
 				}
@@ -882,12 +885,14 @@ func (t *Tracker) returns() uint64 {
 	return n
 }
 
-// Snapshot describes every open resource, oldest first, as Reports whose
+// Snapshot describes every open resource (but a conn checkout not known
+// to be one, see unseen), oldest first, as Reports whose
 // Age is the age now (Threshold is the kind's threshold; Released is
 // false). It symbolizes stacks, so it is slow; use it for pages and
 // tests, never per statement.
 func (t *Tracker) Snapshot() []Report {
-	snaps := t.collect(func(*Resource) bool { return true })
+	hidden := t.returnsHidden()
+	snaps := t.collect(func(r *Resource) bool { return !unseen(hidden, r) })
 	now := t.cfg.Now()
 	out := make([]Report, 0, len(snaps))
 	for i := range snaps {
@@ -1042,7 +1047,7 @@ func (t *Tracker) Uncovered(before map[ID]struct{}) []Report {
 		if _, old := before[r.id()]; old {
 			return false
 		}
-		return !r.covered() && !(hidden && r.kind == KindConn)
+		return !r.covered() && !unseen(hidden, r)
 	})
 	if len(snaps) == 0 {
 		return nil
