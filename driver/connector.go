@@ -69,20 +69,8 @@ func (p *pool) done(op record.Op, start int64, err error) int64 {
 
 // newPool creates a pool's tracker, named by the option or by fallback.
 func (d *wrappedDriver) newPool(fallback string) (*pool, error) {
-	cfg := d.opts.leak
-	cfg.HoldBuckets = record.HoldBounds()
-	cfg.DurationSlots, cfg.DurationBuckets = record.NumOps, record.StatementBounds()
-	cfg.DBName = d.opts.dbName
-	if cfg.DBName == "" {
-		cfg.DBName = fallback
-	}
-	if cfg.Filter == nil {
-		cfg.Filter = callstack.NewFilter()
-	}
 	g := grammarOf(d.inner)
-	if cfg.SQLDialect == "" {
-		cfg.SQLDialect = g.dialect()
-	}
+	cfg := d.opts.settings().TrackerConfig(fallback, g.dialect())
 	t, err := track.NewTracker(cfg)
 	if err != nil {
 		return nil, err

@@ -225,6 +225,15 @@ func init() {
 		if err != nil {
 			return settings.Settings{}, err
 		}
-		return settings.Settings{DBName: o.dbName, Leak: o.leak, Interceptor: o.interceptor != nil}, nil
+		return o.settings(), nil
 	}
+	settings.PoolName = func(host, port, database string) string {
+		t := dsnTarget{hosts: []string{host}, ports: []string{port}, db: database}
+		return printable(t.name())
+	}
+}
+
+// settings is what o sets, as other instrumentations take it.
+func (o *options) settings() settings.Settings {
+	return settings.Settings{DBName: o.dbName, Leak: o.leak, Interceptor: o.interceptor != nil}
 }

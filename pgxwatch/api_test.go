@@ -47,3 +47,22 @@ func TestInstrumentErrors(t *testing.T) {
 		t.Error("nil registerer: no error")
 	}
 }
+
+// TestDefaultName: the default db_name is the driver's for the same
+// target: an IPv6 host in brackets, control characters replaced, never
+// the user or password.
+func TestDefaultName(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig("postgres://u:secret@[::1]:5433/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Database = "ord\x1bers"
+	w, err := pgxwatch.Instrument(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got, want := w.DBName(), "[::1]:5433/ord?ers"; got != want {
+		t.Errorf("DBName %q; want %q", got, want)
+	}
+}

@@ -19,12 +19,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sqlwatch/sqlwatch/driver"
-	"github.com/sqlwatch/sqlwatch/internal/callstack"
 	"github.com/sqlwatch/sqlwatch/internal/record"
 	"github.com/sqlwatch/sqlwatch/internal/settings"
 	"github.com/sqlwatch/sqlwatch/internal/track"
@@ -67,19 +67,7 @@ func Instrument(cfg *pgxpool.Config, opts ...driver.Option) (*Watch, error) {
 	if s.Interceptor {
 		return nil, fmt.Errorf("%w: WithInterceptor applies to database/sql only", driver.ErrInvalidOption)
 	}
-	tc := s.Leak
-	tc.HoldBuckets = record.HoldBounds()
-	tc.DurationSlots, tc.DurationBuckets = record.NumOps, record.StatementBounds()
-	tc.DBName = s.DBName
-	if tc.DBName == "" {
-		tc.DBName = nameOf(cfg)
-	}
-	if tc.Filter == nil {
-		tc.Filter = callstack.NewFilter()
-	}
-	if tc.SQLDialect == "" {
-		tc.SQLDialect = "postgres"
-	}
+	tc := s.TrackerConfig(nameOf(cfg), "postgres")
 	t, err := track.NewTracker(tc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", driver.ErrInvalidOption, err)
@@ -93,7 +81,7 @@ func Instrument(cfg *pgxpool.Config, opts ...driver.Option) (*Watch, error) {
 // or password.
 func nameOf(cfg *pgxpool.Config) string {
 	c := cfg.ConnConfig
-	return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database)
+	return settings.PoolName(c.Host, strconv.Itoa(int(c.Port)), c.Database)
 }
 
 // Close stops the watchdog. Call it after pool.Close: a resource still
