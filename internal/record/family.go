@@ -49,12 +49,8 @@ func (f *Family) Tracker() *track.Tracker { return f.tracker }
 // holdMetric is sqlwatch_conn_hold_seconds, from the histogram the
 // tracker keeps under its own locks (see track.Tracker.CloseHeld).
 func (f *Family) holdMetric() prometheus.Metric {
-	bounds, counts, sum := f.tracker.HoldHistogram()
-	upper := make([]float64, len(bounds))
-	for i, b := range bounds {
-		upper[i] = b.Seconds()
-	}
-	return ConstHistogram(f.connHold, upper, counts, sum)
+	h := HistogramOf(f.tracker.HoldHistogram())
+	return ConstHistogram(f.connHold, h.Bounds, h.Counts, h.Sum)
 }
 
 // Describe sends the descriptors of every metric of the family, and
