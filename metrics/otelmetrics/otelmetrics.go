@@ -70,12 +70,9 @@ func Register(db *sql.DB, mp metric.MeterProvider) (unregister func() error, err
 	if mp == nil {
 		return nil, ErrNilMeterProvider
 	}
-	if db == nil {
-		return nil, ErrNotWatched
-	}
-	p, ok := db.Driver().(pool)
-	if !ok {
-		return nil, ErrNotWatched
+	p, err := poolOf(db)
+	if err != nil {
+		return nil, err
 	}
 	rec, t := p.Recorder(), p.Tracker()
 	m := mp.Meter(ScopeName)
@@ -243,4 +240,17 @@ func (o *observer) observe(_ context.Context, ob metric.Observer) error {
 	ob.ObserveInt64(in.holdN, int64(hold.Count), only)
 	ob.ObserveFloat64(in.holdTime, hold.Sum, only)
 	return nil
+}
+
+// poolOf returns what db.Driver() is for a pool opened through sqlwatch,
+// or ErrNotWatched.
+func poolOf(db *sql.DB) (pool, error) {
+	if db == nil {
+		return nil, ErrNotWatched
+	}
+	p, ok := db.Driver().(pool)
+	if !ok {
+		return nil, ErrNotWatched
+	}
+	return p, nil
 }

@@ -95,12 +95,9 @@ var operationName = [record.NumOps]string{
 // Every data point carries db.client.connection.pool.name, the pool's
 // name (see driver.WithDBName).
 func NewProducer(db *sql.DB, opts ...ProducerOption) (*Producer, error) {
-	if db == nil {
-		return nil, ErrNotWatched
-	}
-	pl, ok := db.Driver().(pool)
-	if !ok {
-		return nil, ErrNotWatched
+	pl, err := poolOf(db)
+	if err != nil {
+		return nil, err
 	}
 	p := &Producer{rec: pl.Recorder(), t: pl.Tracker()}
 	cfg := producerConfig{system: systemName(p.t.SQLDialect())}
