@@ -113,9 +113,7 @@ func (tr *tracer) TraceAcquireEnd(ctx context.Context, pool *pgxpool.Pool, data 
 			t.Close(st.res)
 		}
 		st.res = t.OpenIn(&st.resBuf, track.KindConn, 1)
-		if t.HasContextAttrs() {
-			st.res.SetAttrs(t.ContextAttrs(ctx)) // Acquire's context
-		}
+		st.res.SetAttrs(t.ContextAttrs(ctx)) // Acquire's context; nil without the option
 	}
 	if tr.a != nil {
 		tr.a.TraceAcquireEnd(ctx, pool, data)
@@ -193,20 +191,25 @@ func (tr *tracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.
 		st.start = clock.Now()
 	}
 	if calledByQuery() {
-		t := tr.w.t
-		if st.rows != nil { // never ended (pgx ends a conn's rows before its next query)
-			t.Close(st.rows)
-		}
-		o := track.Opening{Into: &st.rowsBuf, Holder: st.res, Query: data.SQL, NoteHolder: true, Slot: -1}
-		if t.HasContextAttrs() {
-			o.Attrs = t.ContextAttrs(ctx)
-		}
-		st.rows = t.OpenLike(track.KindRows, o, 1)
+		tr.openRows(ctx, st, data.SQL)
 		st.tx.Note(data.SQL)
 	} else {
 		st.sql = data.SQL
 	}
 	return ctx
+}
+
+// openRows opens st's rows (a Query's, or a batch's results) with q as
+// their query and ctx's attributes, with the stack of its caller's
+// caller, pgx's. Rows a conn never ended are closed first (pgx ends a
+// conn's rows before its next query).
+func (tr *tracer) openRows(ctx context.Context, st *connState, q string) {
+	t := tr.w.t
+	if st.rows != nil {
+		t.Close(st.rows)
+	}
+	st.rows = t.OpenLike(track.KindRows, track.Opening{Into: &st.rowsBuf, Holder: st.res, Query: q, NoteHolder: true, Slot: -1,
+		Attrs: t.ContextAttrs(ctx)}, 2)
 }
 
 // TraceQueryEnd ends a Query's rows or an Exec, and opens or ends the
@@ -264,10 +267,7 @@ func (tr *tracer) txStatus(ctx context.Context, conn *pgx.Conn, st *connState, l
 	switch {
 	case in && st.tx == nil:
 		t := tr.w.t
-		o := track.Opening{Into: &st.txBuf, Like: like, Holder: st.res}
-		if t.HasContextAttrs() {
-			o.Attrs = t.ContextAttrs(ctx)
-		}
+		o := track.Opening{Into: &st.txBuf, Like: like, Holder: st.res, Attrs: t.ContextAttrs(ctx)}
 		st.tx = t.OpenLike(track.KindTx, o, 2)
 		return record.OpBegin
 	case !in && st.tx != nil:
@@ -297,19 +297,11 @@ func (tr *tracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.
 		ctx = tr.b.TraceBatchStart(ctx, conn, data)
 	}
 	st := stateOf(conn)
-	t := tr.w.t
-	if st.rows != nil {
-		t.Close(st.rows)
-	}
 	q := "batch"
 	if b := data.Batch; b != nil && len(b.QueuedQueries) > 0 && b.QueuedQueries[0] != nil {
 		q = b.QueuedQueries[0].SQL
 	}
-	o := track.Opening{Into: &st.rowsBuf, Holder: st.res, Query: q, NoteHolder: true, Slot: -1}
-	if t.HasContextAttrs() {
-		o.Attrs = t.ContextAttrs(ctx)
-	}
-	st.rows = t.OpenLike(track.KindRows, o, 1)
+	tr.openRows(ctx, st, q)
 	return ctx
 }
 
